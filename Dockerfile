@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# Production image of the api-gateway.
+# NODE_IMAGE is any Debian-based image with node and npm on PATH: the public
+# default, or a local base (scripts/image-check.sh builds one without a registry).
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
+
+# --- build: compile TypeScript with the dev dependencies ----------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- deps: production dependencies only ----------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
+# --- runtime --------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    GATEWAY_PORT=8080
+WORKDIR /app
+# Files stay owned by root and read-only for the runtime user, so the
+# container runs with a read-only root filesystem (only /tmp is writable).
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY demo ./demo
+USER 65532:65532
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/main.js"]

@@ -1,0 +1,318 @@
+// Process, port, HTTP and load-generator helpers for bench/run.mjs.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(BENCH_DIR, '..');
+const WRK_LUA = path.join(BENCH_DIR, 'wrk.lua');
+
+// ---------------------------------------------------------------- children
+// Every child runs in its own process group so that a kill reaches its descendants (nginx workers).
+const children = new Set();
+
+export function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+export function killAll() {
+  for (const child of children) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      try {
+        child.kill('SIGKILL');
+      } catch {}
+    }
+  }
+  children.clear();
+}
+
+export function installCleanup() {
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      console.error(`\n${sig}: stopping every child`);
+      killAll();
+      process.exit(130);
+    });
+  }
+  const die = (err) => {
+    console.error(err);
+    killAll();
+    process.exit(1);
+  };
+  process.on('uncaughtException', die);
+  process.on('unhandledRejection', die);
+}
+
+export function exited(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', resolve));
+}
+
+/** SIGTERM (or `signal`), then SIGKILL the group after `graceMs`. */
+export async function stop(child, { signal = 'SIGTERM', graceMs = 5000 } = {}) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid, signal);
+  } catch {}
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  }, graceMs);
+  await exited(child);
+  clearTimeout(timer);
+  try {
+    process.kill(-child.pid, 'SIGKILL'); // stray grandchildren
+  } catch {}
+}
+
+/** Spawns one of our node scripts that prints `LISTENING <port>`; resolves once it does. */
+export function spawnListening(script, args, { cpus } = {}) {
+  const [cmd, argv] = withAffinity(cpus, process.execPath, [path.join(BENCH_DIR, script), ...args]);
+  const child = track(spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true }));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`${script} did not listen within 10 s: ${err}`)), 10_000);
+    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /LISTENING (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout.removeAllListeners('data');
+        child.stdout.resume();
+        resolve({ child, pid: child.pid, port: Number(m[1]) });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${script} exited (${code}) before listening: ${err}`)));
+  });
+}
+
+export function withAffinity(cpus, cmd, argv) {
+  return cpus ? ['taskset', ['-c', cpus, cmd, ...argv]] : [cmd, argv];
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------- http
+export function request(port, { method = 'GET', path: p = '/', body, headers = {}, timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: p, agent: false, headers: body ? { 'content-type': 'application/json', ...headers } : headers },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Polls `GET path` every `everyMs` until 200; returns performance.now() of the first 200. */
+export async function waitFor200(port, p, { child, timeoutMs = 20_000, everyMs = 5, describe = () => '' } = {}) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before answering ${p}${describe()}`);
+    }
+    try {
+      const res = await request(port, { path: p, timeoutMs: 1000 });
+      if (res.status === 200) return performance.now();
+    } catch {}
+    await sleep(everyMs);
+  }
+  throw new Error(`no 200 on :${port}${p} within ${timeoutMs} ms${describe()}`);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- memory
+function childPids(pid) {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function statusField(pid, field) {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS in MB of a process and (for nginx) its direct children. */
+export function rssMB(pid, { withChildren = false } = {}) {
+  const pids = withChildren ? [pid, ...childPids(pid)] : [pid];
+  return pids.reduce((sum, p) => sum + statusField(p, 'VmRSS'), 0);
+}
+
+export const hwmMB = (pid) => statusField(pid, 'VmHWM');
+
+export function sampleRss(pid, { everyMs = 100, withChildren = false } = {}) {
+  const samples = [];
+  const t0 = performance.now();
+  const timer = setInterval(() => samples.push({ t: (performance.now() - t0) / 1000, mb: rssMB(pid, { withChildren }) }), everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return samples;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- load
+export function haveCommand(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * One load run. Returns { tool, requests, seconds, rps, errors, errorCount, latencyMs: { p50, p90, p99, p999, mean, max } }.
+ * wrk when installed (a C client costs the 2 cores least), autocannon otherwise.
+ */
+export async function load({ tool, port, path: p, bodyFile, connections, seconds, threads = 1, cpus }) {
+  return tool === 'wrk'
+    ? wrkRun({ port, path: p, bodyFile, connections, seconds, threads: Math.min(threads, connections), cpus })
+    : autocannonRun({ port, path: p, bodyFile, connections, seconds });
+}
+
+function wrkRun({ port, path: p, bodyFile, connections, seconds, threads, cpus }) {
+  const argv = ['-t', String(threads), '-c', String(connections), '-d', `${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', WRK_LUA, `http://127.0.0.1:${port}`];
+  const [cmd, args] = withAffinity(cpus, 'wrk', argv);
+  const child = track(spawn(cmd, args, { env: { ...process.env, BENCH_PATH: p, BENCH_BODY_FILE: bodyFile }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => {
+      const m = /BENCH_JSON (\{.*\})/.exec(out);
+      if (code !== 0 || !m) return reject(new Error(`wrk failed (${code}): ${out}`));
+      const r = JSON.parse(m[1]);
+      const secs = r.duration_us / 1e6;
+      const errorCount = Object.values(r.errors).reduce((a, b) => a + b, 0);
+      const ms = (us) => us / 1000;
+      resolve({
+        tool: 'wrk',
+        requests: r.requests,
+        seconds: secs,
+        rps: (r.requests - r.errors.status) / secs,
+        errors: r.errors,
+        errorCount,
+        latencyMs: {
+          p50: ms(r.latency_us.p50),
+          p90: ms(r.latency_us.p90),
+          p99: ms(r.latency_us.p99),
+          p999: ms(r.latency_us.p999),
+          mean: ms(r.latency_us.mean),
+          max: ms(r.latency_us.max),
+        },
+      });
+    });
+  });
+}
+
+async function autocannonRun({ port, path: p, bodyFile, connections, seconds }) {
+  const { default: autocannon } = await import('autocannon');
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}${p}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: fs.readFileSync(bodyFile),
+    connections,
+    duration: seconds,
+    timeout: 10,
+  });
+  const non2xx = r.non2xx ?? 0;
+  const ok = r['2xx'] ?? r.requests.total - non2xx;
+  return {
+    tool: 'autocannon',
+    requests: r.requests.total,
+    seconds: r.duration,
+    rps: ok / r.duration,
+    errors: { socket: r.errors, timeout: r.timeouts, status: non2xx },
+    errorCount: r.errors + r.timeouts + non2xx,
+    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p999: r.latency.p99_9, mean: r.latency.average, max: r.latency.max },
+  };
+}
+
+// ---------------------------------------------------------------- stats
+export function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Least-squares slope of y over x. */
+export function slope(points) {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((a, p) => a + p.x, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  const num = points.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0);
+  const den = points.reduce((a, p) => a + (p.x - mx) ** 2, 0);
+  return num / den;
+}
+
+// ---------------------------------------------------------------- gateway
+const GATEWAY_VAR = /^(GATEWAY_|BACKEND_|LOG_LEVEL$|HEALTH_CHECK_|PORT$|HOST$)/;
+
+/**
+ * Environment for `node dist/main.js` with the production defaults: every variable the gateway reads is
+ * cleared (list from dist/config/env-vars.js when built) so the caller's shell cannot change the settings,
+ * then only port, backend(s), loopback host and LOG_LEVEL=info are set. BENCH_GATEWAY_ENV="K=V,K=V" adds overrides.
+ */
+export async function gatewayEnv(port, backend, distDir = path.join(REPO, 'dist')) {
+  const env = { ...process.env };
+  let known = [];
+  try {
+    const mod = await import(new URL(`file://${path.join(distDir, 'config', 'env-vars.js')}`));
+    known = Object.keys(mod.ENV_DEFAULTS ?? {});
+  } catch {}
+  for (const k of Object.keys(env)) if (GATEWAY_VAR.test(k) || known.includes(k)) delete env[k];
+  Object.assign(env, {
+    NODE_ENV: 'production',
+    ENVIRONMENT: 'production',
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+  });
+  if (backend.urls) env.BACKEND_URLS = backend.urls.join(',');
+  else env.BACKEND_URL = backend.url;
+  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(',').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}

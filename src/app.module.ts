@@ -1,0 +1,34 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { AppController } from './app.controller.js';
+import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { RequestIdInterceptor } from './common/request-id.interceptor.js';
+import { backendConfig } from './config/backend.config.js';
+import { loggingConfig } from './config/logging.config.js';
+import { securityConfig } from './config/security.config.js';
+import { serverConfig } from './config/server.config.js';
+import { HealthModule } from './health/health.module.js';
+import { LoggingModule } from './logging/logging.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { ProxyModule } from './proxy/proxy.module.js';
+
+@Module({
+  imports: [
+    ConfigModule.forRoot({
+      isGlobal: true,
+      ignoreEnvFile: true,
+      load: [serverConfig, backendConfig, loggingConfig, securityConfig],
+    }),
+    LoggingModule,
+    MetricsModule,
+    ProxyModule,
+    HealthModule,
+  ],
+  controllers: [AppController],
+  providers: [
+    { provide: APP_INTERCEPTOR, useClass: RequestIdInterceptor },
+    { provide: APP_FILTER, useClass: HttpExceptionFilter },
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,100 @@
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+  NotFoundException,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import { REQUEST_ID_HEADER } from './request-id.js';
+
+/** The one JSON error shape of the gateway. */
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string;
+  request_id: string;
+}
+
+const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
+/**
+ * Maps every error (Nest HttpExceptions, Fastify's own errors such as 413 or
+ * 400, unknown failures) to `ErrorBody`, with the request id in body and
+ * header. A 404 on a path that exists for other methods becomes 405 + Allow.
+ */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger(HttpExceptionFilter.name);
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    let { status, message } = describe(exception);
+    if (status >= 500 && !(exception instanceof HttpException)) {
+      this.logger.error({ err: exception }, 'unhandled error');
+    }
+    if (exception instanceof NotFoundException && !request.routeOptions.url) {
+      const allowed = this.allowedMethods(request.url);
+      if (allowed.length > 0) {
+        status = HttpStatus.METHOD_NOT_ALLOWED;
+        message = `Method ${request.method} not allowed on this path`;
+        reply.header('allow', allowed.join(', '));
+      } else {
+        message = `Cannot ${request.method} ${pathOf(request.url)}`;
+      }
+    }
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    const body: ErrorBody = {
+      statusCode: status,
+      error: STATUS_CODES[status] ?? 'Error',
+      message,
+      request_id: request.id,
+    };
+    void reply
+      .code(status)
+      .header(REQUEST_ID_HEADER, request.id)
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(JSON.stringify(body));
+  }
+
+  private allowedMethods(url: string): string[] {
+    const instance = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    const path = pathOf(url);
+    return METHODS.filter((method) => instance.hasRoute({ method, url: path }));
+  }
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function describe(exception: unknown): { status: number; message: string } {
+  if (exception instanceof HttpException) {
+    const response = exception.getResponse();
+    const message =
+      typeof response === 'string'
+        ? response
+        : typeof response === 'object' && 'message' in response
+          ? String((response as { message: unknown }).message)
+          : exception.message;
+    return { status: exception.getStatus(), message };
+  }
+  // Fastify's own errors (body too large, bad content length, ...) carry statusCode.
+  if (exception instanceof Error && 'statusCode' in exception) {
+    const status = Number(exception.statusCode);
+    if (status >= 400 && status < 500) return { status, message: exception.message };
+  }
+  return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: 'Internal server error' };
+}

@@ -1,0 +1,12 @@
+import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
+import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
+import { SECURITY_ENV_DEFAULTS } from './security.config.js';
+import { SERVER_ENV_DEFAULTS } from './server.config.js';
+
+/** Every environment variable the gateway reads, with its default ('' = unset). */
+export const ENV_DEFAULTS: Record<string, string> = {
+  ...SERVER_ENV_DEFAULTS,
+  ...LOGGING_ENV_DEFAULTS,
+  ...BACKEND_ENV_DEFAULTS,
+  ...SECURITY_ENV_DEFAULTS,
+};

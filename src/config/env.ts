@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Thrown when an environment variable is invalid; its message is the one line printed at boot. */
+export class ConfigValidationError extends Error {
+  override readonly name = 'ConfigValidationError';
+}
+
+export const intInRange = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `an integer from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+export const booleanString = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Validates the variables named by `schema` (all strings, defaults applied
+ * first) and returns their typed values. Empty strings count as unset.
+ */
+export function parseEnv<S extends z.ZodRawShape>(
+  shape: S,
+  defaults: Partial<Record<keyof S & string, string>>,
+  env: NodeJS.ProcessEnv = process.env,
+): z.infer<z.ZodObject<S>> {
+  const input: Record<string, string | undefined> = {};
+  for (const name of Object.keys(shape)) {
+    const raw = env[name];
+    input[name] = raw === undefined || raw === '' ? defaults[name] : raw;
+  }
+  const result = z.object(shape).safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const name = String(issue.path[0]);
+  const value = input[name];
+  throw new ConfigValidationError(
+    `Invalid configuration: ${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}; allowed: ${allowedText(issue)}`,
+  );
+}
+
+function allowedText(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `one of ${issue.values.map((v) => String(v)).join(', ')}`;
+    case 'too_small':
+      return `a value >= ${String(issue.minimum)}`;
+    case 'too_big':
+      return `a value <= ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
+}

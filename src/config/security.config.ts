@@ -1,0 +1,42 @@
+import { registerAs } from '@nestjs/config';
+import { z } from 'zod';
+import { intInRange, parseEnv } from './env.js';
+
+export const SECURITY_ENV_DEFAULTS = {
+  API_KEYS: '',
+  API_KEYS_FILE: '',
+  METRICS_API_KEY: '',
+  METRICS_PORT: '',
+  RATE_LIMIT_RPS: '0',
+  RATE_LIMIT_BURST: '0',
+  CORS_ORIGINS: '',
+};
+
+export const securityConfig = registerAs('security', () => {
+  const env = parseEnv(
+    {
+      API_KEYS: z.string(),
+      API_KEYS_FILE: z.string(),
+      METRICS_API_KEY: z.string(),
+      METRICS_PORT: z.union([z.literal(''), intInRange(1, 65535)]),
+      RATE_LIMIT_RPS: intInRange(0, 1_000_000),
+      RATE_LIMIT_BURST: intInRange(0, 1_000_000),
+      CORS_ORIGINS: z.string(),
+    },
+    SECURITY_ENV_DEFAULTS,
+  );
+  const list = (raw: string) =>
+    raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+  return {
+    apiKeys: list(env.API_KEYS),
+    apiKeysFile: env.API_KEYS_FILE || undefined,
+    metricsApiKey: env.METRICS_API_KEY || undefined,
+    metricsPort: env.METRICS_PORT === '' ? undefined : env.METRICS_PORT,
+    rateLimitRps: env.RATE_LIMIT_RPS,
+    rateLimitBurst: env.RATE_LIMIT_BURST,
+    corsOrigins: list(env.CORS_ORIGINS),
+  };
+});

@@ -1,0 +1,53 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { UNMATCHED_ROUTE } from '../common/request-context.js';
+
+const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
+
+/**
+ * One access-log line per request, written when the response ends, through the
+ * request's pino child logger (so it carries the request id). It is a Fastify
+ * hook rather than pino-http's auto logging because only Fastify knows the
+ * matched route and the bytes it sent.
+ */
+@Injectable()
+export class AccessLogHook implements OnModuleInit {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    fastify.addHook('onResponse', (request, reply, done) => {
+      this.log(request, reply);
+      done();
+    });
+  }
+
+  private log(request: FastifyRequest, reply: FastifyReply): void {
+    const logger = (request.raw as { log?: Logger }).log;
+    if (!logger) return;
+    const finished = reply.raw.writableFinished;
+    const status = finished ? reply.statusCode : 499;
+    const level =
+      status >= 500 ? 'error' : QUIET_PATHS.test(request.url) ? 'debug' : status >= 400 ? 'warn' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
+    const info = request.raw.gateway;
+    const length = reply.getHeader('content-length');
+    const q = request.url.indexOf('?');
+    logger[level](
+      {
+        method: request.method,
+        path: q === -1 ? request.url : request.url.slice(0, q),
+        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+        status,
+        duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+        bytes: length === undefined ? undefined : Number(length),
+        backend: info?.backend,
+        backend_status: info?.backendStatus,
+        backend_duration_ms: info?.backendDurationMs,
+      },
+      finished ? 'request completed' : 'request aborted by client',
+    );
+  }
+}

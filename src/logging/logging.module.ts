@@ -1,0 +1,39 @@
+import { Module, RequestMethod } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { LoggerModule } from 'nestjs-pino';
+import { stdTimeFunctions } from 'pino';
+import { loggingConfig } from '../config/logging.config.js';
+import { AccessLogHook } from './access-log.hook.js';
+
+export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
+
+@Module({
+  imports: [
+    LoggerModule.forRootAsync({
+      inject: [loggingConfig.KEY],
+      useFactory: (config: ConfigType<typeof loggingConfig>) => ({
+        forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
+        pinoHttp: {
+          level: config.level,
+          base: { service: 'api-gateway' },
+          timestamp: stdTimeFunctions.isoTime,
+          formatters: { level: (label: string) => ({ level: label }) },
+          redact: {
+            paths: REDACTED_HEADERS.flatMap((h) => [
+              `req.headers["${h}"]`,
+              `headers["${h}"]`,
+            ]),
+            censor: '[REDACTED]',
+          },
+          customAttributeKeys: { reqId: 'request_id' },
+          quietReqLogger: true,
+          quietResLogger: true,
+          // The access line is AccessLogHook's; pino-http gives each request its child logger.
+          autoLogging: false,
+        },
+      }),
+    }),
+  ],
+  providers: [AccessLogHook],
+})
+export class LoggingModule {}

@@ -1,0 +1,90 @@
+import { Injectable } from '@nestjs/common';
+import {
+  Counter,
+  CounterConfiguration,
+  Gauge,
+  GaugeConfiguration,
+  Histogram,
+  HistogramConfiguration,
+  register,
+} from 'prom-client';
+
+const HTTP_BUCKETS = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+const BACKEND_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30,
+];
+
+/**
+ * The gateway's own metrics on prom-client's default registry (the one
+ * PrometheusModule serves). Names and label names are the Go gateway's, so
+ * its dashboards and alerts keep working. Every label value is bounded: routes,
+ * configured backends, status codes.
+ */
+@Injectable()
+export class MetricsService {
+  readonly httpRequests = counter({
+    name: 'gateway_http_requests_total',
+    help: 'HTTP requests answered by the gateway',
+    labelNames: ['method', 'endpoint', 'status'],
+  });
+  readonly httpDuration = histogram({
+    name: 'gateway_http_request_duration_seconds',
+    help: 'Time from request arrival to response end',
+    labelNames: ['method', 'endpoint'],
+    buckets: HTTP_BUCKETS,
+  });
+  readonly backendRequests = counter({
+    name: 'gateway_backend_requests_total',
+    help: 'Requests sent to a backend, by backend status ("error" on a transport failure)',
+    labelNames: ['endpoint', 'status', 'backend'],
+  });
+  readonly backendDuration = histogram({
+    name: 'gateway_backend_request_duration_seconds',
+    help: 'Backend round trip, first byte sent to last byte received',
+    labelNames: ['endpoint', 'backend'],
+    buckets: BACKEND_BUCKETS,
+  });
+  readonly backendUp = gauge({
+    name: 'gateway_backend_up',
+    help: '1 when the backend takes traffic (healthy and not ejected)',
+    labelNames: ['backend'],
+  });
+  readonly backendInflight = gauge({
+    name: 'gateway_backend_inflight',
+    help: 'Requests in flight to the backend',
+    labelNames: ['backend'],
+  });
+  readonly backendEjections = counter({
+    name: 'gateway_backend_ejections_total',
+    help: 'Times the backend was ejected by passive outlier detection',
+    labelNames: ['backend'],
+  });
+  readonly retries = counter({
+    name: 'gateway_retries_total',
+    help: 'Retries of a request on another backend, by reason',
+    labelNames: ['endpoint', 'reason'],
+  });
+  readonly retryBudgetExhausted = counter({
+    name: 'gateway_retry_budget_exhausted_total',
+    help: 'Retries not made because the retry budget was spent',
+  });
+}
+
+// Each app instance registers anew: an earlier instance in this process (tests,
+// watch mode) would otherwise make prom-client throw "already registered".
+function counter<L extends string>(config: CounterConfiguration<L>) {
+  register.removeSingleMetric(config.name);
+  return new Counter(config);
+}
+
+function gauge<L extends string>(config: GaugeConfiguration<L>) {
+  register.removeSingleMetric(config.name);
+  return new Gauge(config);
+}
+
+function histogram<L extends string>(config: HistogramConfiguration<L>) {
+  register.removeSingleMetric(config.name);
+  return new Histogram(config);
+}

@@ -1,0 +1,287 @@
+import { HttpService } from '@nestjs/axios';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+} from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { firstValueFrom } from 'rxjs';
+import { backendConfig } from '../config/backend.config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+
+export type BackendState = 'healthy' | 'unhealthy' | 'ejected';
+
+export interface Backend {
+  readonly url: string;
+  /** Active health: false after UNHEALTHY_THRESHOLD failed probes in a row. */
+  healthy: boolean;
+  /** Passive outlier detection: ejected until this time (ms since epoch), 0 when not. */
+  ejectedUntil: number;
+  ejections: number;
+  /** Consecutive failed requests (transport error, timeout, 5xx). */
+  failures: number;
+  probeFailures: number;
+  probeSuccesses: number;
+  lastCheck: Date | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  inflight: number;
+}
+
+/** Outcome of one request to a backend, as passive outlier detection sees it. */
+export type Outcome = 'success' | 'failure';
+
+const MAX_EJECTION_MS = 300_000;
+
+/**
+ * The set of backends: which one takes the next request (least outstanding
+ * requests with two random choices, or round robin), which are healthy (active
+ * probes) and which are ejected (consecutive failures, Envoy's outlier model),
+ * and how many retries the recent traffic affords (the retry budget).
+ */
+@Injectable()
+export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestroy {
+  readonly backends: Backend[];
+  private readonly logger = new Logger(BackendPoolService.name);
+  private readonly probeTimers = new Set<NodeJS.Timeout>();
+  private readonly probeAborts = new Set<AbortController>();
+  private firstProbes: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private nextRoundRobin = 0;
+  private readonly budget = { second: 0, requests: 0, retries: 0, prevRequests: 0, prevRetries: 0 };
+
+  constructor(
+    @Inject(backendConfig.KEY) private readonly config: ConfigType<typeof backendConfig>,
+    private readonly http: HttpService,
+    private readonly metrics: MetricsService,
+  ) {
+    this.backends = config.urls.map((url) => ({
+      url,
+      healthy: true,
+      ejectedUntil: 0,
+      ejections: 0,
+      failures: 0,
+      probeFailures: 0,
+      probeSuccesses: 0,
+      lastCheck: null,
+      lastStatus: null,
+      lastError: null,
+      inflight: 0,
+    }));
+    for (const backend of this.backends) this.publish(backend);
+  }
+
+  onApplicationBootstrap(): void {
+    this.firstProbes = Promise.all(this.backends.map((backend) => this.probeLoop(backend)));
+  }
+
+  onModuleDestroy(): void {
+    this.stopped = true;
+    for (const timer of this.probeTimers) clearTimeout(timer);
+    for (const abort of this.probeAborts) abort.abort();
+  }
+
+  /** Resolves once every backend has been probed at least once. */
+  probed(): Promise<unknown> {
+    return this.firstProbes;
+  }
+
+  state(backend: Backend, now = Date.now()): BackendState {
+    if (backend.ejectedUntil > now) return 'ejected';
+    return backend.healthy ? 'healthy' : 'unhealthy';
+  }
+
+  available(): Backend[] {
+    const now = Date.now();
+    return this.backends.filter((backend) => this.state(backend, now) === 'healthy');
+  }
+
+  /**
+   * The backend for the next attempt, never one in `tried` while another is
+   * left. With no healthy backend, every backend is a candidate (panic mode):
+   * a request that may fail beats one refused on stale information.
+   */
+  pick(tried: ReadonlySet<Backend>): Backend | undefined {
+    let candidates = this.available().filter((backend) => !tried.has(backend));
+    if (candidates.length === 0) {
+      candidates = this.backends.filter((backend) => !tried.has(backend));
+    }
+    if (candidates.length <= 1) return candidates[0];
+    if (this.config.lbPolicy === 'round_robin') {
+      return candidates[this.nextRoundRobin++ % candidates.length];
+    }
+    const a = candidates[Math.floor(Math.random() * candidates.length)];
+    let b = candidates[Math.floor(Math.random() * (candidates.length - 1))];
+    if (b === a) b = candidates[candidates.length - 1];
+    return b.inflight < a.inflight ? b : a;
+  }
+
+  started(backend: Backend): void {
+    backend.inflight++;
+    this.metrics.backendInflight.labels(backend.url).set(backend.inflight);
+  }
+
+  finished(backend: Backend, outcome: Outcome): void {
+    backend.inflight--;
+    this.metrics.backendInflight.labels(backend.url).set(backend.inflight);
+    if (outcome === 'success') {
+      backend.failures = 0;
+      return;
+    }
+    backend.failures++;
+    if (backend.failures >= this.config.ejectAfterFailures) this.eject(backend);
+  }
+
+  /** Counts a client request toward the retry budget's base. */
+  countRequest(): void {
+    this.rollBudget();
+    this.budget.requests++;
+  }
+
+  /** Takes one retry from the budget; false when recent traffic affords none. */
+  takeRetry(): boolean {
+    this.rollBudget();
+    const b = this.budget;
+    const weight = 1 - (Date.now() % 1000) / 1000;
+    const requests = b.requests + b.prevRequests * weight;
+    const retries = b.retries + b.prevRetries * weight;
+    const allowed = Math.max(3, (requests * this.config.retryBudgetPercent) / 100);
+    if (retries + 1 > allowed) {
+      this.metrics.retryBudgetExhausted.inc();
+      return false;
+    }
+    b.retries++;
+    return true;
+  }
+
+  private rollBudget(): void {
+    const second = Math.floor(Date.now() / 1000);
+    const b = this.budget;
+    if (second === b.second) return;
+    const adjacent = second === b.second + 1;
+    b.prevRequests = adjacent ? b.requests : 0;
+    b.prevRetries = adjacent ? b.retries : 0;
+    b.requests = 0;
+    b.retries = 0;
+    b.second = second;
+  }
+
+  private eject(backend: Backend): void {
+    const now = Date.now();
+    if (backend.ejectedUntil > now) return;
+    const ejected = this.backends.filter((other) => other.ejectedUntil > now).length;
+    const cap = Math.max(1, Math.floor((this.backends.length * this.config.maxEjectedPercent) / 100));
+    if (this.config.maxEjectedPercent === 0 || ejected >= cap) return;
+    backend.ejections++;
+    const duration = Math.min(this.config.ejectBaseMs * backend.ejections, Math.max(MAX_EJECTION_MS, this.config.ejectBaseMs));
+    backend.ejectedUntil = now + duration;
+    backend.failures = 0;
+    this.metrics.backendEjections.labels(backend.url).inc();
+    this.publish(backend);
+    this.logger.warn(
+      { backend: backend.url, state: 'ejected', duration_ms: duration, ejections: backend.ejections },
+      `backend ejected after ${this.config.ejectAfterFailures} consecutive failures`,
+    );
+    const timer = setTimeout(() => {
+      this.probeTimers.delete(timer);
+      this.publish(backend);
+      this.logger.log(
+        { backend: backend.url, state: this.state(backend) },
+        'backend ejection ended',
+      );
+    }, duration);
+    timer.unref();
+    this.probeTimers.add(timer);
+  }
+
+  private async probeLoop(backend: Backend): Promise<void> {
+    await this.probe(backend);
+    this.scheduleProbe(backend);
+  }
+
+  private scheduleProbe(backend: Backend): void {
+    if (this.stopped) return;
+    // ±10 % jitter spreads the probes of many gateways and backends over time.
+    const interval = this.config.healthCheckIntervalMs;
+    const delay = interval * (0.9 + Math.random() * 0.2);
+    const timer = setTimeout(() => {
+      this.probeTimers.delete(timer);
+      void this.probeLoop(backend);
+    }, delay);
+    timer.unref();
+    this.probeTimers.add(timer);
+  }
+
+  private async probe(backend: Backend): Promise<void> {
+    if (this.stopped) return;
+    const abort = new AbortController();
+    this.probeAborts.add(abort);
+    const timer = setTimeout(() => abort.abort(), this.config.healthCheckTimeoutMs);
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const response = await firstValueFrom(
+        this.http.get<string>(backend.url + this.config.healthPath, {
+          signal: abort.signal,
+          validateStatus: null,
+          responseType: 'text',
+          maxRedirects: 0,
+          headers: { 'user-agent': 'api-gateway-health-check' },
+        }),
+      );
+      status = response.status;
+      if (status < 200 || status >= 300) error = `health check answered ${status}`;
+    } catch (err) {
+      error = abort.signal.aborted
+        ? `health check timed out after ${this.config.healthCheckTimeoutMs} ms`
+        : transportError(err);
+    } finally {
+      clearTimeout(timer);
+      this.probeAborts.delete(abort);
+    }
+    if (this.stopped) return;
+    this.recordProbe(backend, status, error);
+  }
+
+  private recordProbe(backend: Backend, status: number | null, error: string | null): void {
+    const first = backend.lastCheck === null;
+    backend.lastCheck = new Date();
+    backend.lastStatus = status;
+    backend.lastError = error;
+    const wasHealthy = backend.healthy;
+    if (error === null) {
+      backend.probeFailures = 0;
+      backend.probeSuccesses++;
+      if (!backend.healthy && (first || backend.probeSuccesses >= this.config.healthyThreshold)) {
+        backend.healthy = true;
+      }
+    } else {
+      backend.probeSuccesses = 0;
+      backend.probeFailures++;
+      // The first probe has no history to outvote: it decides at once.
+      if (backend.healthy && (first || backend.probeFailures >= this.config.unhealthyThreshold)) {
+        backend.healthy = false;
+      }
+    }
+    if (backend.healthy !== wasHealthy) {
+      this.publish(backend);
+      const fields = { backend: backend.url, state: this.state(backend), status, error };
+      if (backend.healthy) this.logger.log(fields, 'backend healthy again');
+      else this.logger.warn(fields, `backend unhealthy: ${error}`);
+    }
+  }
+
+  private publish(backend: Backend): void {
+    this.metrics.backendUp.labels(backend.url).set(this.state(backend) === 'healthy' ? 1 : 0);
+  }
+}
+
+/** A short, safe reason for a failed backend call: the error code, never a stack. */
+export function transportError(err: unknown): string {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
+    return err.code;
+  }
+  return err instanceof Error ? err.message.slice(0, 120) : 'unknown error';
+}

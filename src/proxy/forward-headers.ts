@@ -1,0 +1,58 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1 hop-by-hop headers, plus `host`, which the client sets per hop. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** Copies headers minus hop-by-hop ones and those named by `Connection`. */
+export function endToEndHeaders(
+  headers: IncomingHttpHeaders,
+): Record<string, string | string[]> {
+  const named = connectionTokens(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (name.startsWith('proxy-')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export interface ForwardedFor {
+  clientIp: string | undefined;
+  proto: string;
+  host: string | undefined;
+  requestId: string;
+}
+
+/** Headers for the backend request: end-to-end ones, X-Forwarded-*, the request id. */
+export function backendRequestHeaders(
+  headers: IncomingHttpHeaders,
+  forwarded: ForwardedFor,
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = endToEndHeaders(headers);
+  const prior = headers['x-forwarded-for'];
+  out['x-forwarded-for'] = prior
+    ? `${String(prior)}, ${forwarded.clientIp ?? 'unknown'}`
+    : (forwarded.clientIp ?? 'unknown');
+  out['x-forwarded-proto'] = forwarded.proto;
+  if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
+  out['x-request-id'] = forwarded.requestId;
+  return out;
+}
+
+function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  return new Set(value.split(',').map((token) => token.trim().toLowerCase()));
+}

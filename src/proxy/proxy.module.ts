@@ -1,0 +1,32 @@
+import { HttpModule } from '@nestjs/axios';
+import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { BackendPoolService } from './backend-pool.service.js';
+import { BackendHealthIndicator } from './backend.indicator.js';
+import { PredictController } from './predict.controller.js';
+import { ProxyService } from './proxy.service.js';
+
+// Keep-alive to the backends: a new TCP handshake per request would cost more
+// than the rest of the proxy path together.
+const agentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo' } as const;
+
+@Module({
+  imports: [
+    TerminusModule,
+    HttpModule.registerAsync({
+      useFactory: () => ({
+        httpAgent: new HttpAgent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+        maxBodyLength: Infinity,
+        maxContentLength: Infinity,
+        proxy: false,
+      }),
+    }),
+  ],
+  controllers: [PredictController],
+  providers: [ProxyService, BackendPoolService, BackendHealthIndicator],
+  exports: [BackendPoolService, BackendHealthIndicator],
+})
+export class ProxyModule {}
