@@ -1,15 +1,28 @@
 // The Node floor: the least a node:http reverse proxy with upstream keep-alive can cost.
 // Usage: node bench/bare-proxy.mjs --upstream http://127.0.0.1:PORT [--port 0]  -> prints "LISTENING <port>".
+import { fstatSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, upstream: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    upstream: { type: 'string' },
+  },
+});
 const target = new URL(values.upstream);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 const server = http.createServer((req, res) => {
   const upstreamReq = http.request(
-    { agent, host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+    {
+      agent,
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+    },
     (upstreamRes) => {
       res.writeHead(upstreamRes.statusCode, upstreamRes.headers);
       upstreamRes.pipe(res);
@@ -21,7 +34,11 @@ const server = http.createServer((req, res) => {
   req.pipe(upstreamReq);
 });
 server.keepAliveTimeout = 120_000;
-server.listen(Number(values.port), '127.0.0.1', () => process.stdout.write(`LISTENING ${server.address().port}\n`));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+server.listen(Number(values.port), '127.0.0.1', () =>
+  process.stdout.write(`LISTENING ${server.address().port}\n`),
+);
+if (fstatSync(0).isFIFO()) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 process.on('SIGTERM', () => process.exit(0));

@@ -4,16 +4,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const COLORS = { direct: '#8c8c8c', nginx: '#2e9e44', bare: '#2f6fdb', gateway: '#e8730c' };
-const LABELS = { direct: 'upstream direct', nginx: 'nginx', bare: 'bare Node proxy', gateway: 'gateway' };
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const COLORS = {
+  direct: '#8c8c8c',
+  nginx: '#2e9e44',
+  bare: '#2f6fdb',
+  gateway: '#e8730c',
+};
+const LABELS = {
+  direct: 'upstream direct',
+  nginx: 'nginx',
+  bare: 'bare Node proxy',
+  gateway: 'gateway',
+};
+const esc = (s) =>
+  String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
   return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= v);
 }
-const short = (v) => (v >= 10_000 ? `${(v / 1000).toFixed(1)}k` : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const short = (v) =>
+  v >= 10_000
+    ? `${(v / 1000).toFixed(1)}k`
+    : v >= 100
+      ? v.toFixed(0)
+      : v >= 10
+        ? v.toFixed(1)
+        : v.toFixed(2);
 
 export function renderChart(report) {
   const ids = Object.keys(report.scenarios);
@@ -23,19 +41,27 @@ export function renderChart(report) {
   const width = ids.length * W + 20;
   const height = 2 * (H + 50) + 70;
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   const m = report.machine;
-  out.push(`<text x="10" y="20" font-size="14" font-weight="bold">api-gateway benchmark: throughput and latency per target</text>`);
+  out.push(
+    `<text x="10" y="20" font-size="14" font-weight="bold">api-gateway benchmark: throughput and latency per target</text>`,
+  );
   out.push(
     `<text x="10" y="38" fill="#444">${esc(`${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} x ${m.cpu}, ${m.distro ?? ''}, Node ${report.versions.node}, ${report.loadTool}, ${report.config.rounds} x ${report.config.duration} s, median`)}</text>`,
   );
   let lx = 10;
   for (const [t, c] of Object.entries(COLORS)) {
-    out.push(`<rect x="${lx}" y="48" width="12" height="12" fill="${c}"/><text x="${lx + 16}" y="58">${LABELS[t]}</text>`);
+    out.push(
+      `<rect x="${lx}" y="48" width="12" height="12" fill="${c}"/><text x="${lx + 16}" y="58">${LABELS[t]}</text>`,
+    );
     lx += 130;
   }
-  out.push(`<text x="${lx}" y="58" fill="#444">latency: solid p50, light p99</text>`);
+  out.push(
+    `<text x="${lx}" y="58" fill="#444">latency: solid p50, light p99</text>`,
+  );
 
   ids.forEach((id, col) => {
     const sc = report.scenarios[id];
@@ -43,9 +69,24 @@ export function renderChart(report) {
     const x0 = 10 + col * W;
     // throughput
     const label = sc.label ?? id;
-    panel(x0, 80, `${label}: req/s`, 'req/s', targets.map((t) => ({ t, vals: [sc.targets[t].median.rps] })));
+    panel(
+      x0,
+      80,
+      `${label}: req/s`,
+      'req/s',
+      targets.map((t) => ({ t, vals: [sc.targets[t].median.rps] })),
+    );
     // latency
-    panel(x0, 80 + H + 50, `${label}: p50 / p99 ms`, 'ms', targets.map((t) => ({ t, vals: [sc.targets[t].median.p50, sc.targets[t].median.p99] })));
+    panel(
+      x0,
+      80 + H + 50,
+      `${label}: p50 / p99 ms`,
+      'ms',
+      targets.map((t) => ({
+        t,
+        vals: [sc.targets[t].median.p50, sc.targets[t].median.p99],
+      })),
+    );
   });
 
   function panel(x0, y0, title, unit, bars) {
@@ -53,11 +94,17 @@ export function renderChart(report) {
     const plotH = H - 40;
     const top = y0 + 22;
     const max = niceMax(Math.max(...bars.flatMap((b) => b.vals)));
-    out.push(`<text x="${x0 + 4}" y="${y0 + 10}" font-weight="bold">${esc(title.length > 42 ? title.slice(0, 41) + '…' : title)}</text>`);
+    out.push(
+      `<text x="${x0 + 4}" y="${y0 + 10}" font-weight="bold">${esc(title.length > 42 ? title.slice(0, 41) + '…' : title)}</text>`,
+    );
     for (let i = 0; i <= 4; i++) {
       const y = top + plotH - (plotH * i) / 4;
-      out.push(`<line x1="${x0 + padL}" x2="${x0 + padL + plotW}" y1="${y}" y2="${y}" stroke="#e3e3e3"/>`);
-      out.push(`<text x="${x0 + padL - 4}" y="${y + 4}" text-anchor="end" fill="#555">${short((max * i) / 4)}</text>`);
+      out.push(
+        `<line x1="${x0 + padL}" x2="${x0 + padL + plotW}" y1="${y}" y2="${y}" stroke="#e3e3e3"/>`,
+      );
+      out.push(
+        `<text x="${x0 + padL - 4}" y="${y + 4}" text-anchor="end" fill="#555">${short((max * i) / 4)}</text>`,
+      );
     }
     const slot = plotW / Math.max(bars.length, 1);
     bars.forEach(({ t, vals }, i) => {
@@ -65,10 +112,16 @@ export function renderChart(report) {
       vals.forEach((v, j) => {
         const h = (plotH * (v || 0)) / max;
         const x = x0 + padL + i * slot + slot * 0.15 + j * bw;
-        out.push(`<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[t] ?? '#999'}" fill-opacity="${j === 0 ? 1 : 0.45}"><title>${esc(`${t} ${short(v)} ${unit}`)}</title></rect>`);
-        out.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" text-anchor="middle" font-size="9">${short(v)}</text>`);
+        out.push(
+          `<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[t] ?? '#999'}" fill-opacity="${j === 0 ? 1 : 0.45}"><title>${esc(`${t} ${short(v)} ${unit}`)}</title></rect>`,
+        );
+        out.push(
+          `<text x="${(x + bw / 2).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" text-anchor="middle" font-size="9">${short(v)}</text>`,
+        );
       });
-      out.push(`<text x="${(x0 + padL + i * slot + slot / 2).toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle">${esc(t)}</text>`);
+      out.push(
+        `<text x="${(x0 + padL + i * slot + slot / 2).toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle">${esc(t)}</text>`,
+      );
     });
   }
   out.push('</svg>');
@@ -76,7 +129,13 @@ export function renderChart(report) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const file = process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
+  const file =
+    process.argv[2] ??
+    path.join(
+      path.dirname(fileURLToPath(import.meta.url)),
+      'results',
+      'latest.json',
+    );
   const svg = file.replace(/\.json$/, '.svg');
   fs.writeFileSync(svg, renderChart(JSON.parse(fs.readFileSync(file, 'utf8'))));
   console.log(`wrote ${svg}`);

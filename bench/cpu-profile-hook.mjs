@@ -13,14 +13,22 @@ process.on('SIGUSR2', () => {
   if (!running) {
     running = true;
     session.post('Profiler.enable', () =>
-      session.post('Profiler.setSamplingInterval', { interval: intervalUs }, () =>
-        session.post('Profiler.start', () => fs.writeFileSync(`${out}.started`, '')),
+      session.post(
+        'Profiler.setSamplingInterval',
+        { interval: intervalUs },
+        () =>
+          session.post('Profiler.start', () =>
+            fs.writeFileSync(`${out}.started`, ''),
+          ),
       ),
     );
   } else {
     session.post('Profiler.stop', (err, result) => {
       running = false;
-      fs.writeFileSync(out, JSON.stringify(err ? { error: String(err) } : result.profile));
+      fs.writeFileSync(
+        out,
+        JSON.stringify(err ? { error: String(err) } : result.profile),
+      );
     });
   }
 });

@@ -27,7 +27,9 @@ export function killAll() {
     } catch {
       try {
         child.kill('SIGKILL');
-      } catch {}
+      } catch {
+        // already gone / not ready yet
+      }
     }
   }
   children.clear();
@@ -52,7 +54,8 @@ export function installCleanup() {
 }
 
 export function exited(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve();
   return new Promise((resolve) => child.once('exit', resolve));
 }
 
@@ -61,27 +64,41 @@ export async function stop(child, { signal = 'SIGTERM', graceMs = 5000 } = {}) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(child.pid, signal);
-  } catch {}
+  } catch {
+    // already gone / not ready yet
+  }
   const timer = setTimeout(() => {
     try {
       process.kill(-child.pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone / not ready yet
+    }
   }, graceMs);
   await exited(child);
   clearTimeout(timer);
   try {
     process.kill(-child.pid, 'SIGKILL'); // stray grandchildren
-  } catch {}
+  } catch {
+    // already gone / not ready yet
+  }
 }
 
 /** Spawns one of our node scripts that prints `LISTENING <port>`; resolves once it does. */
 export function spawnListening(script, args, { cpus } = {}) {
-  const [cmd, argv] = withAffinity(cpus, process.execPath, [path.join(BENCH_DIR, script), ...args]);
-  const child = track(spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true }));
+  const [cmd, argv] = withAffinity(cpus, process.execPath, [
+    path.join(BENCH_DIR, script),
+    ...args,
+  ]);
+  const child = track(
+    spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true }),
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => reject(new Error(`${script} did not listen within 10 s: ${err}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${script} did not listen within 10 s: ${err}`)),
+      10_000,
+    );
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => {
       out += d;
@@ -93,7 +110,9 @@ export function spawnListening(script, args, { cpus } = {}) {
         resolve({ child, pid: child.pid, port: Number(m[1]) });
       }
     });
-    child.on('exit', (code) => reject(new Error(`${script} exited (${code}) before listening: ${err}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`${script} exited (${code}) before listening: ${err}`)),
+    );
   });
 }
 
@@ -114,14 +133,32 @@ export function freePort() {
 }
 
 // ---------------------------------------------------------------- http
-export function request(port, { method = 'GET', path: p = '/', body, headers = {}, timeoutMs = 5000 } = {}) {
+export function request(
+  port,
+  { method = 'GET', path: p = '/', body, headers = {}, timeoutMs = 5000 } = {},
+) {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method, path: p, agent: false, headers: body ? { 'content-type': 'application/json', ...headers } : headers },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: p,
+        agent: false,
+        headers: body
+          ? { 'content-type': 'application/json', ...headers }
+          : headers,
+      },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -132,16 +169,24 @@ export function request(port, { method = 'GET', path: p = '/', body, headers = {
 }
 
 /** Polls `GET path` every `everyMs` until 200; returns performance.now() of the first 200. */
-export async function waitFor200(port, p, { child, timeoutMs = 20_000, everyMs = 5, describe = () => '' } = {}) {
+export async function waitFor200(
+  port,
+  p,
+  { child, timeoutMs = 20_000, everyMs = 5, describe = () => '' } = {},
+) {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before answering ${p}${describe()}`);
+      throw new Error(
+        `process exited (${child.exitCode ?? child.signalCode}) before answering ${p}${describe()}`,
+      );
     }
     try {
       const res = await request(port, { path: p, timeoutMs: 1000 });
       if (res.status === 200) return performance.now();
-    } catch {}
+    } catch {
+      // already gone / not ready yet
+    }
     await sleep(everyMs);
   }
   throw new Error(`no 200 on :${port}${p} within ${timeoutMs} ms${describe()}`);
@@ -165,7 +210,9 @@ function childPids(pid) {
 
 function statusField(pid, field) {
   try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+      fs.readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return m ? Number(m[1]) / 1024 : 0;
   } catch {
     return 0;
@@ -180,10 +227,34 @@ export function rssMB(pid, { withChildren = false } = {}) {
 
 export const hwmMB = (pid) => statusField(pid, 'VmHWM');
 
+const CLK_TCK = 100; // getconf CLK_TCK on Linux
+/** CPU seconds (user + system, all threads) used so far by a process and, optionally, its direct children. */
+export function cpuSeconds(pid, { withChildren = false } = {}) {
+  const pids = withChildren ? [pid, ...childPids(pid)] : [pid];
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {
+      // already gone / not ready yet
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
 export function sampleRss(pid, { everyMs = 100, withChildren = false } = {}) {
   const samples = [];
   const t0 = performance.now();
-  const timer = setInterval(() => samples.push({ t: (performance.now() - t0) / 1000, mb: rssMB(pid, { withChildren }) }), everyMs);
+  const timer = setInterval(
+    () =>
+      samples.push({
+        t: (performance.now() - t0) / 1000,
+        mb: rssMB(pid, { withChildren }),
+      }),
+    everyMs,
+  );
   return {
     stop() {
       clearInterval(timer);
@@ -194,30 +265,76 @@ export function sampleRss(pid, { everyMs = 100, withChildren = false } = {}) {
 
 // ---------------------------------------------------------------- load
 export function haveCommand(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  return (
+    spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status ===
+    0
+  );
 }
 
 /**
  * One load run. Returns { tool, requests, seconds, rps, errors, errorCount, latencyMs: { p50, p90, p99, p999, mean, max } }.
  * wrk when installed (a C client costs the 2 cores least), autocannon otherwise.
  */
-export async function load({ tool, port, path: p, bodyFile, connections, seconds, threads = 1, cpus }) {
+export async function load({
+  tool,
+  port,
+  path: p,
+  bodyFile,
+  connections,
+  seconds,
+  threads = 1,
+  cpus,
+}) {
   return tool === 'wrk'
-    ? wrkRun({ port, path: p, bodyFile, connections, seconds, threads: Math.min(threads, connections), cpus })
+    ? wrkRun({
+        port,
+        path: p,
+        bodyFile,
+        connections,
+        seconds,
+        threads: Math.min(threads, connections),
+        cpus,
+      })
     : autocannonRun({ port, path: p, bodyFile, connections, seconds });
 }
 
-function wrkRun({ port, path: p, bodyFile, connections, seconds, threads, cpus }) {
-  const argv = ['-t', String(threads), '-c', String(connections), '-d', `${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', WRK_LUA, `http://127.0.0.1:${port}`];
+function wrkRun({
+  port,
+  path: p,
+  bodyFile,
+  connections,
+  seconds,
+  threads,
+  cpus,
+}) {
+  const argv = [
+    '-t',
+    String(threads),
+    '-c',
+    String(connections),
+    '-d',
+    `${Math.max(1, Math.round(seconds))}s`,
+    '--timeout',
+    '10s',
+    '-s',
+    WRK_LUA,
+    `http://127.0.0.1:${port}`,
+  ];
   const [cmd, args] = withAffinity(cpus, 'wrk', argv);
-  const child = track(spawn(cmd, args, { env: { ...process.env, BENCH_PATH: p, BENCH_BODY_FILE: bodyFile }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(
+    spawn(cmd, args, {
+      env: { ...process.env, BENCH_PATH: p, BENCH_BODY_FILE: bodyFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   return new Promise((resolve, reject) => {
     child.on('exit', (code) => {
       const m = /BENCH_JSON (\{.*\})/.exec(out);
-      if (code !== 0 || !m) return reject(new Error(`wrk failed (${code}): ${out}`));
+      if (code !== 0 || !m)
+        return reject(new Error(`wrk failed (${code}): ${out}`));
       const r = JSON.parse(m[1]);
       const secs = r.duration_us / 1e6;
       const errorCount = Object.values(r.errors).reduce((a, b) => a + b, 0);
@@ -242,7 +359,13 @@ function wrkRun({ port, path: p, bodyFile, connections, seconds, threads, cpus }
   });
 }
 
-async function autocannonRun({ port, path: p, bodyFile, connections, seconds }) {
+async function autocannonRun({
+  port,
+  path: p,
+  bodyFile,
+  connections,
+  seconds,
+}) {
   const { default: autocannon } = await import('autocannon');
   const r = await autocannon({
     url: `http://127.0.0.1:${port}${p}`,
@@ -262,7 +385,14 @@ async function autocannonRun({ port, path: p, bodyFile, connections, seconds }) 
     rps: ok / r.duration,
     errors: { socket: r.errors, timeout: r.timeouts, status: non2xx },
     errorCount: r.errors + r.timeouts + non2xx,
-    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p999: r.latency.p99_9, mean: r.latency.average, max: r.latency.max },
+    latencyMs: {
+      p50: r.latency.p50,
+      p90: r.latency.p90,
+      p99: r.latency.p99,
+      p999: r.latency.p99_9,
+      mean: r.latency.average,
+      max: r.latency.max,
+    },
   };
 }
 
@@ -293,14 +423,23 @@ const GATEWAY_VAR = /^(GATEWAY_|BACKEND_|LOG_LEVEL$|HEALTH_CHECK_|PORT$|HOST$)/;
  * cleared (list from dist/config/env-vars.js when built) so the caller's shell cannot change the settings,
  * then only port, backend(s), loopback host and LOG_LEVEL=info are set. BENCH_GATEWAY_ENV="K=V,K=V" adds overrides.
  */
-export async function gatewayEnv(port, backend, distDir = path.join(REPO, 'dist')) {
+export async function gatewayEnv(
+  port,
+  backend,
+  distDir = path.join(REPO, 'dist'),
+) {
   const env = { ...process.env };
   let known = [];
   try {
-    const mod = await import(new URL(`file://${path.join(distDir, 'config', 'env-vars.js')}`));
+    const mod = await import(
+      new URL(`file://${path.join(distDir, 'config', 'env-vars.js')}`)
+    );
     known = Object.keys(mod.ENV_DEFAULTS ?? {});
-  } catch {}
-  for (const k of Object.keys(env)) if (GATEWAY_VAR.test(k) || known.includes(k)) delete env[k];
+  } catch {
+    // already gone / not ready yet
+  }
+  for (const k of Object.keys(env))
+    if (GATEWAY_VAR.test(k) || known.includes(k)) delete env[k];
   Object.assign(env, {
     NODE_ENV: 'production',
     ENVIRONMENT: 'production',
@@ -310,9 +449,30 @@ export async function gatewayEnv(port, backend, distDir = path.join(REPO, 'dist'
   });
   if (backend.urls) env.BACKEND_URLS = backend.urls.join(',');
   else env.BACKEND_URL = backend.url;
-  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(',').filter(Boolean)) {
+  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '')
+    .split(',')
+    .filter(Boolean)) {
     const i = kv.indexOf('=');
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return env;
+}
+
+/**
+ * Copies dist/ (and package.json, which dist reads at runtime) to .tmp/bench-<pid>/ inside the repo so that
+ * node_modules still resolve, and returns the copy's dist dir: a rebuild during a run cannot mix two builds.
+ */
+export function snapshotDist() {
+  // Not named dist/: a `pkill -f dist/main.js` elsewhere on the machine must not stop the benchmark's gateway.
+  const snapshot = path.join(REPO, '.tmp', `bench-${process.pid}`);
+  const dist = path.join(snapshot, 'gateway-build');
+  fs.cpSync(path.join(REPO, 'dist'), dist, { recursive: true });
+  fs.copyFileSync(
+    path.join(REPO, 'package.json'),
+    path.join(snapshot, 'package.json'),
+  );
+  process.on('exit', () =>
+    fs.rmSync(snapshot, { recursive: true, force: true }),
+  );
+  return dist;
 }

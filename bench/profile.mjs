@@ -8,14 +8,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BENCH_DIR, REPO, freePort, gatewayEnv, haveCommand, installCleanup, killAll, load, sleep, spawnListening, stop, track, waitFor200 } from './lib.mjs';
+import {
+  BENCH_DIR,
+  REPO,
+  freePort,
+  gatewayEnv,
+  haveCommand,
+  installCleanup,
+  killAll,
+  load,
+  sleep,
+  snapshotDist,
+  spawnListening,
+  stop,
+  track,
+  waitFor200,
+} from './lib.mjs';
 import { formatSummary, summarize } from './profile-summary.mjs';
 
 installCleanup();
 const { values } = parseArgs({
   options: {
     target: { type: 'string', default: 'gateway' },
-    seconds: { type: 'string', default: process.env.BENCH_PROFILE_SECONDS ?? '20' },
+    seconds: {
+      type: 'string',
+      default: process.env.BENCH_PROFILE_SECONDS ?? '20',
+    },
     connections: { type: 'string', default: '32' },
   },
 });
@@ -25,11 +43,17 @@ const tool = haveCommand('wrk') ? 'wrk' : 'autocannon';
 const resultsDir = path.join(BENCH_DIR, 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-gateway-profile-'));
-const out = path.join(resultsDir, `${values.target}-c${connections}.cpuprofile`);
+const out = path.join(
+  resultsDir,
+  `${values.target}-c${connections}.cpuprofile`,
+);
 fs.rmSync(out, { force: true });
 fs.rmSync(`${out}.started`, { force: true });
 const body = path.join(tmp, 'predict.json');
-fs.writeFileSync(body, JSON.stringify({ request: { text: 'I love this product, it works great!' } }));
+fs.writeFileSync(
+  body,
+  JSON.stringify({ request: { text: 'I love this product, it works great!' } }),
+);
 
 const upstream = await spawnListening('upstream.mjs', ['--port', '0']);
 const port = await freePort();
@@ -37,23 +61,58 @@ const hook = ['--import', path.join(BENCH_DIR, 'cpu-profile-hook.mjs')];
 let env = { ...process.env, BENCH_CPU_PROFILE_OUT: out };
 let child;
 if (values.target === 'gateway') {
-  env = { ...(await gatewayEnv(port, { url: `http://127.0.0.1:${upstream.port}` })), BENCH_CPU_PROFILE_OUT: out };
+  const dist = snapshotDist();
+  env = {
+    ...(await gatewayEnv(
+      port,
+      { url: `http://127.0.0.1:${upstream.port}` },
+      dist,
+    )),
+    BENCH_CPU_PROFILE_OUT: out,
+  };
   const log = fs.openSync(path.join(tmp, 'gateway.log'), 'a');
-  child = track(spawn(process.execPath, [...hook, path.join(REPO, 'dist', 'main.js')], { cwd: REPO, env, stdio: ['ignore', log, 'inherit'], detached: true }));
+  child = track(
+    spawn(
+      process.env.BENCH_GATEWAY_NODE || process.execPath,
+      [...hook, path.join(dist, 'main.js')],
+      { cwd: REPO, env, stdio: ['ignore', log, 'inherit'], detached: true },
+    ),
+  );
   await waitFor200(port, '/health/live', { child });
 } else {
   child = track(
-    spawn(process.execPath, [...hook, path.join(BENCH_DIR, 'bare-proxy.mjs'), '--port', String(port), '--upstream', `http://127.0.0.1:${upstream.port}`], {
-      env,
-      stdio: ['pipe', 'ignore', 'inherit'],
-      detached: true,
-    }),
+    spawn(
+      process.execPath,
+      [
+        ...hook,
+        path.join(BENCH_DIR, 'bare-proxy.mjs'),
+        '--port',
+        String(port),
+        '--upstream',
+        `http://127.0.0.1:${upstream.port}`,
+      ],
+      {
+        env,
+        stdio: ['pipe', 'ignore', 'inherit'],
+        detached: true,
+      },
+    ),
   );
   await waitFor200(port, '/healthz', { child });
 }
 
-const run = (secs) => load({ tool, port, path: '/predict', bodyFile: body, connections, seconds: secs });
-console.log(`warmup 3 s, then profiling ${values.target} for ${seconds} s at c=${connections} (${tool}); stdout of the gateway -> file`);
+const run = (secs) =>
+  load({
+    tool,
+    port,
+    path: '/predict',
+    bodyFile: body,
+    connections,
+    seconds: secs,
+  });
+console.log(
+  `warmup 3 s, then profiling ${values.target} for ${seconds} s at c=${connections} (${tool}); stdout of the gateway -> file`,
+);
 await run(3);
 process.kill(child.pid, 'SIGUSR2');
 while (!fs.existsSync(`${out}.started`)) await sleep(20);
@@ -61,16 +120,26 @@ const r = await run(seconds);
 process.kill(child.pid, 'SIGUSR2');
 for (let i = 0; i < 500 && !fs.existsSync(out); i++) await sleep(20);
 await sleep(200);
-console.log(`${r.rps.toFixed(0)} req/s under the profiler, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, errors ${r.errorCount}`);
+console.log(
+  `${r.rps.toFixed(0)} req/s under the profiler, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, errors ${r.errorCount}`,
+);
 await stop(child);
 killAll();
 fs.rmSync(`${out}.started`, { force: true });
 
 const summary = summarize(JSON.parse(fs.readFileSync(out, 'utf8')));
-const md = formatSummary(summary, `${values.target}, c=${connections}, ${r.rps.toFixed(0)} req/s while profiled (Node ${process.version})`);
+const md = formatSummary(
+  summary,
+  `${values.target}, c=${connections}, ${r.rps.toFixed(0)} req/s while profiled (Node ${process.version})`,
+);
 fs.writeFileSync(path.join(resultsDir, `profile-${values.target}.md`), md);
-fs.writeFileSync(path.join(resultsDir, `profile-${values.target}.json`), JSON.stringify(summary, null, 2) + '\n');
+fs.writeFileSync(
+  path.join(resultsDir, `profile-${values.target}.json`),
+  JSON.stringify(summary, null, 2) + '\n',
+);
 console.log(md);
-console.log(`raw profile: ${path.relative(process.cwd(), out)} (open in Chrome DevTools > Performance, or speedscope)`);
+console.log(
+  `raw profile: ${path.relative(process.cwd(), out)} (open in Chrome DevTools > Performance, or speedscope)`,
+);
 fs.rmSync(tmp, { recursive: true, force: true });
 process.exit(0);

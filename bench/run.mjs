@@ -2,8 +2,10 @@
 // npm run bench: the gateway against the upstream directly, nginx and a bare Node proxy (issue 5).
 // Flags (or env): --smoke, --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
 // --warmup (BENCH_WARMUP, s), --leak-seconds (BENCH_LEAK_SECONDS), --cold-runs (BENCH_COLD_RUNS),
-// --targets (BENCH_TARGETS, e.g. direct,nginx,bare,gateway), --out (BENCH_OUT, JSON path),
-// BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning).
+// --targets (BENCH_TARGETS, e.g. direct,nginx,bare,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb),
+// --no-pool (BENCH_POOL=0), --out (BENCH_OUT, JSON path),
+// BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning),
+// BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_ENV (K=V,K=V overrides).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +18,7 @@ import {
   freePort,
   gatewayEnv,
   haveCommand,
+  cpuSeconds,
   hwmMB,
   installCleanup,
   killAll,
@@ -26,6 +29,7 @@ import {
   sampleRss,
   sleep,
   slope,
+  snapshotDist,
   spawnListening,
   stop,
   track,
@@ -43,11 +47,14 @@ const { values: flags } = parseArgs({
     'leak-seconds': { type: 'string' },
     'cold-runs': { type: 'string' },
     targets: { type: 'string' },
+    scenarios: { type: 'string' },
+    'no-pool': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
 const smoke = flags.smoke || process.env.BENCH_SMOKE === '1';
-const num = (flag, env, full, short) => Number(flags[flag] ?? process.env[env] ?? (smoke ? short : full));
+const num = (flag, env, full, short) =>
+  Number(flags[flag] ?? process.env[env] ?? (smoke ? short : full));
 const cfg = {
   mode: smoke ? 'smoke' : 'full',
   duration: num('duration', 'BENCH_DURATION', 5, 1),
@@ -58,11 +65,21 @@ const cfg = {
   wrkThreads: Number(process.env.BENCH_WRK_THREADS ?? 1),
   loadgenCpus: process.env.BENCH_LOADGEN_CPUS || undefined,
   gatewayLog: process.env.BENCH_GATEWAY_LOG ?? 'file',
-  targets: (flags.targets ?? process.env.BENCH_TARGETS ?? 'direct,nginx,bare,gateway').split(','),
+  targets: (
+    flags.targets ??
+    process.env.BENCH_TARGETS ??
+    'direct,nginx,bare,gateway'
+  ).split(','),
+  scenarios: (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? '')
+    .split(',')
+    .filter(Boolean),
+  pool: !flags['no-pool'] && process.env.BENCH_POOL !== '0',
   out:
     flags.out ??
     process.env.BENCH_OUT ??
-    (smoke ? path.join(os.tmpdir(), 'api-gateway-bench-smoke.json') : path.join(BENCH_DIR, 'results', 'latest.json')),
+    (smoke
+      ? path.join(os.tmpdir(), 'api-gateway-bench-smoke.json')
+      : path.join(BENCH_DIR, 'results', 'latest.json')),
 };
 const notes = [];
 const failures = [];
@@ -70,7 +87,8 @@ const note = (msg) => {
   notes.push(msg);
   console.log(`note: ${msg}`);
 };
-const log = (msg) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const log = (msg) =>
+  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-gateway-bench-'));
 
 // ------------------------------------------------------------ prerequisites
@@ -79,10 +97,16 @@ function ensureAptPackage(bin, pkg) {
   if (process.getuid?.() === 0 && haveCommand('apt-get')) {
     log(`${bin} missing: apt-get install -y ${pkg}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let r = spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'inherit', env });
+    let r = spawnSync('apt-get', ['install', '-y', '-qq', pkg], {
+      stdio: 'inherit',
+      env,
+    });
     if (r.status !== 0) {
       spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-      r = spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'inherit', env });
+      r = spawnSync('apt-get', ['install', '-y', '-qq', pkg], {
+        stdio: 'inherit',
+        env,
+      });
     }
     if (haveCommand(bin)) return true;
   }
@@ -90,16 +114,28 @@ function ensureAptPackage(bin, pkg) {
 }
 
 const loadTool = ensureAptPackage('wrk', 'wrk') ? 'wrk' : 'autocannon';
-if (loadTool !== 'wrk') note('wrk not installed (sudo apt-get install wrk): using autocannon, which costs more CPU on the shared cores');
+if (loadTool !== 'wrk')
+  note(
+    'wrk not installed (sudo apt-get install wrk): using autocannon, which costs more CPU on the shared cores',
+  );
 if (cfg.targets.includes('nginx') && !ensureAptPackage('nginx', 'nginx')) {
-  note('nginx not installed and cannot install it here: run `sudo apt-get install nginx` for the reference proxy; skipping nginx');
+  note(
+    'nginx not installed and cannot install it here: run `sudo apt-get install nginx` for the reference proxy; skipping nginx',
+  );
   cfg.targets = cfg.targets.filter((t) => t !== 'nginx');
 }
 
 function newestMtime(dir) {
   let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) newest = Math.max(newest, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  for (const e of fs.readdirSync(dir, {
+    withFileTypes: true,
+    recursive: true,
+  })) {
+    if (e.isFile())
+      newest = Math.max(
+        newest,
+        fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs,
+      );
   }
   return newest;
 }
@@ -111,27 +147,50 @@ if (cfg.targets.includes('gateway')) {
   const srcDir = path.join(REPO, 'src');
   const mainJs = path.join(distDir, 'main.js');
   const build = process.env.BENCH_BUILD ?? 'auto';
-  const stale = !fs.existsSync(mainJs) || (fs.existsSync(srcDir) && newestMtime(srcDir) > fs.statSync(mainJs).mtimeMs);
+  const stale =
+    !fs.existsSync(mainJs) ||
+    (fs.existsSync(srcDir) &&
+      newestMtime(srcDir) > fs.statSync(mainJs).mtimeMs);
   if (build === 'always' || (build === 'auto' && stale)) {
     log('npm run build (dist/ missing or older than src/)');
-    const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('npm run build failed: cannot benchmark the gateway');
-  } else if (stale) note('dist/ is older than src/ (BENCH_BUILD=never): benchmarking the existing build');
-  if (!fs.existsSync(mainJs)) throw new Error('dist/main.js missing: npm run build');
-  // Run a snapshot of the build (inside the repo, so node_modules resolve): a rebuild during the run cannot mix builds.
-  gatewayDist = path.join(REPO, '.tmp', `bench-dist-${process.pid}`);
-  fs.cpSync(distDir, gatewayDist, { recursive: true });
-  process.on('exit', () => fs.rmSync(gatewayDist, { recursive: true, force: true }));
+    const r = spawnSync('npm', ['run', 'build'], {
+      cwd: REPO,
+      stdio: 'inherit',
+    });
+    if (r.status !== 0)
+      throw new Error('npm run build failed: cannot benchmark the gateway');
+  } else if (stale)
+    note(
+      'dist/ is older than src/ (BENCH_BUILD=never): benchmarking the existing build',
+    );
+  if (!fs.existsSync(mainJs))
+    throw new Error('dist/main.js missing: npm run build');
+  // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) instead of a snapshot of dist/.
+  gatewayDist = process.env.BENCH_GATEWAY_DIST
+    ? path.resolve(process.env.BENCH_GATEWAY_DIST)
+    : snapshotDist();
 }
 const gatewayMain = path.join(gatewayDist, 'main.js');
+// BENCH_GATEWAY_NODE: another node binary for the gateway only (e.g. to compare Node 24); default: this node.
+const gatewayNode = process.env.BENCH_GATEWAY_NODE || process.execPath;
 
 // ------------------------------------------------------------ bodies
 const predictBody = path.join(tmp, 'predict.json');
-fs.writeFileSync(predictBody, JSON.stringify({ request: { text: 'I love this product, it works great!' } }));
+fs.writeFileSync(
+  predictBody,
+  JSON.stringify({ request: { text: 'I love this product, it works great!' } }),
+);
 const batchBody = path.join(tmp, 'batch-2mb.json');
 {
-  const text = 'This workshop gateway benchmark sentence is positive and long. '.repeat(330).slice(0, 20_960);
-  fs.writeFileSync(batchBody, JSON.stringify({ request: { texts: Array.from({ length: 100 }, (_, i) => `${i} ${text}`) } }));
+  const text = 'This workshop gateway benchmark sentence is positive and long. '
+    .repeat(330)
+    .slice(0, 20_960);
+  fs.writeFileSync(
+    batchBody,
+    JSON.stringify({
+      request: { texts: Array.from({ length: 100 }, (_, i) => `${i} ${text}`) },
+    }),
+  );
 }
 const batchBytes = fs.statSync(batchBody).size;
 
@@ -139,19 +198,35 @@ const batchBytes = fs.statSync(batchBody).size;
 /** Starts `node dist/main.js` with production settings; logs (stdout) to a file in the temp dir or /dev/null. */
 async function startGateway(name, backend, { nodeArgs = [] } = {}) {
   const port = await freePort();
-  const logPath = cfg.gatewayLog === 'null' ? '/dev/null' : path.join(tmp, `${name}.log`);
+  const logPath =
+    cfg.gatewayLog === 'null' ? '/dev/null' : path.join(tmp, `${name}.log`);
   const errPath = path.join(tmp, `${name}.stderr`);
   const out = fs.openSync(logPath, 'a');
   const err = fs.openSync(errPath, 'a');
   const t0 = performance.now();
   const child = track(
-    spawn(process.execPath, [...nodeArgs, gatewayMain], { cwd: REPO, env: await gatewayEnv(port, backend, gatewayDist), stdio: ['ignore', out, err], detached: true }),
+    spawn(gatewayNode, [...nodeArgs, gatewayMain], {
+      cwd: REPO,
+      env: await gatewayEnv(port, backend, gatewayDist),
+      stdio: ['ignore', out, err],
+      detached: true,
+    }),
   );
   fs.closeSync(out);
   fs.closeSync(err);
-  const describe = () => `\n--- ${name} stderr ---\n${tail(errPath)}\n--- ${name} stdout ---\n${tail(logPath)}`;
+  const describe = () =>
+    `\n--- ${name} stderr ---\n${tail(errPath)}\n--- ${name} stdout ---\n${tail(logPath)}`;
   const ready = await waitFor200(port, '/health/live', { child, describe });
-  return { name, child, pid: child.pid, port, coldStartMs: ready - t0, logPath, errPath, describe };
+  return {
+    name,
+    child,
+    pid: child.pid,
+    port,
+    coldStartMs: ready - t0,
+    logPath,
+    errPath,
+    describe,
+  };
 }
 
 function tail(file, bytes = 2000) {
@@ -178,10 +253,27 @@ async function startNginx(servers) {
     .replaceAll('{{DIR}}', dir)
     .replace('{{SERVERS}}', blocks);
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const child = track(spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }));
+  const child = track(
+    spawn(
+      'nginx',
+      [
+        '-p',
+        dir,
+        '-c',
+        path.join(dir, 'nginx.conf'),
+        '-e',
+        path.join(dir, 'error.log'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    ),
+  );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  for (const p of Object.values(ports)) await waitFor200(p, '/healthz', { child, describe: () => `\n${stderr}${tail(path.join(dir, 'error.log'))}` });
+  for (const p of Object.values(ports))
+    await waitFor200(p, '/healthz', {
+      child,
+      describe: () => `\n${stderr}${tail(path.join(dir, 'error.log'))}`,
+    });
   return { child, pid: child.pid, ports };
 }
 
@@ -191,33 +283,74 @@ const machine = {
   cores: os.cpus().length,
   memGB: +(os.totalmem() / 2 ** 30).toFixed(1),
   os: `${os.type()} ${os.release()}`,
-  distro: (/PRETTY_NAME="([^"]+)"/.exec(fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : '') ?? [])[1],
+  distro: (/PRETTY_NAME="([^"]+)"/.exec(
+    fs.existsSync('/etc/os-release')
+      ? fs.readFileSync('/etc/os-release', 'utf8')
+      : '',
+  ) ?? [])[1],
   loadavg: os.loadavg(),
 };
 const versions = {
   node: process.version,
-  nginx: haveCommand('nginx') ? spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim().replace('nginx version: ', '') : null,
-  wrk: loadTool === 'wrk' ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] || '').split(' [')[0] : null,
-  autocannon: loadTool === 'autocannon' ? JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules/autocannon/package.json'), 'utf8')).version : null,
+  gatewayNode: spawnSync(gatewayNode, ['--version'], {
+    encoding: 'utf8',
+  }).stdout.trim(),
+  nginx: haveCommand('nginx')
+    ? spawnSync('nginx', ['-v'], { encoding: 'utf8' })
+        .stderr.trim()
+        .replace('nginx version: ', '')
+    : null,
+  wrk:
+    loadTool === 'wrk'
+      ? (
+          spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split(
+            '\n',
+          )[0] || ''
+        ).split(' [')[0]
+      : null,
+  autocannon:
+    loadTool === 'autocannon'
+      ? JSON.parse(
+          fs.readFileSync(
+            path.join(REPO, 'node_modules/autocannon/package.json'),
+            'utf8',
+          ),
+        ).version
+      : null,
 };
-const git = (...a) => spawnSync('git', a, { cwd: REPO, encoding: 'utf8' }).stdout?.trim() || null;
-const gitInfo = { commit: git('rev-parse', '--short', 'HEAD'), dirty: (git('status', '--porcelain') ?? '').length > 0 };
+const git = (...a) =>
+  spawnSync('git', a, { cwd: REPO, encoding: 'utf8' }).stdout?.trim() || null;
+const gitInfo = {
+  commit: git('rev-parse', '--short', 'HEAD'),
+  dirty: (git('status', '--porcelain') ?? '').length > 0,
+};
 
-log(`mode ${cfg.mode}: ${cfg.rounds} round(s) x ${cfg.duration} s per run, warmup ${cfg.warmup} s, load ${loadTool}, targets ${cfg.targets.join(',')}`);
-log(`machine: ${machine.cores} x ${machine.cpu}, ${machine.distro}, Node ${versions.node}; temp dir ${tmp}`);
+log(
+  `mode ${cfg.mode}: ${cfg.rounds} round(s) x ${cfg.duration} s per run, warmup ${cfg.warmup} s, load ${loadTool}, targets ${cfg.targets.join(',')}`,
+);
+log(
+  `machine: ${machine.cores} x ${machine.cpu}, ${machine.distro}, Node ${versions.node}; temp dir ${tmp}`,
+);
 log(
   `gateway stdout (JSON logs, LOG_LEVEL=info) -> ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file in the temp dir'}; ` +
     `CPU pinning: ${cfg.loadgenCpus ? `load generator on CPUs ${cfg.loadgenCpus}` : 'none (all processes share the cores)'}`,
 );
 
 const fast = await spawnListening('upstream.mjs', ['--port', '0']);
-const slow = await spawnListening('upstream.mjs', ['--port', '0', '--delay-ms', '20']);
+const slow = await spawnListening('upstream.mjs', [
+  '--port',
+  '0',
+  '--delay-ms',
+  '20',
+]);
 const upUrl = (u) => `http://127.0.0.1:${u.port}`;
 
 // Cold start first, while nothing else is loaded.
 const coldStart = {};
-if (cfg.targets.includes('gateway')) {
-  log(`cold start: ${cfg.coldRuns} x spawn node dist/main.js -> first 200 on GET /health/live`);
+if (cfg.targets.includes('gateway') && cfg.coldRuns > 0) {
+  log(
+    `cold start: ${cfg.coldRuns} x spawn node dist/main.js -> first 200 on GET /health/live`,
+  );
   const runs = [];
   for (let i = 0; i < cfg.coldRuns; i++) {
     const g = await startGateway(`cold-${i}`, { url: upUrl(fast) });
@@ -225,42 +358,80 @@ if (cfg.targets.includes('gateway')) {
     runs.push({ ms: +g.coldStartMs.toFixed(1), rssAtReadyMB: +rss.toFixed(1) });
     await stop(g.child);
   }
-  coldStart.gateway = { runs, medianMs: median(runs.map((r) => r.ms)), medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)) };
-  log(`  gateway cold start median ${coldStart.gateway.medianMs.toFixed(0)} ms (${runs.map((r) => r.ms.toFixed(0)).join(', ')})`);
+  coldStart.gateway = {
+    runs,
+    medianMs: median(runs.map((r) => r.ms)),
+    medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)),
+  };
+  log(
+    `  gateway cold start median ${coldStart.gateway.medianMs.toFixed(0)} ms (${runs.map((r) => r.ms.toFixed(0)).join(', ')})`,
+  );
 }
-if (cfg.targets.includes('bare')) {
+if (cfg.targets.includes('bare') && cfg.coldRuns > 0) {
   const runs = [];
   for (let i = 0; i < cfg.coldRuns; i++) {
     const t0 = performance.now();
-    const b = await spawnListening('bare-proxy.mjs', ['--upstream', upUrl(fast)]);
+    const b = await spawnListening('bare-proxy.mjs', [
+      '--upstream',
+      upUrl(fast),
+    ]);
     const ms = (await waitFor200(b.port, '/healthz', { child: b.child })) - t0;
     runs.push({ ms: +ms.toFixed(1), rssAtReadyMB: +rssMB(b.pid).toFixed(1) });
     await stop(b.child);
   }
-  coldStart.bare = { runs, medianMs: median(runs.map((r) => r.ms)), medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)) };
-  log(`  bare Node proxy cold start median ${coldStart.bare.medianMs.toFixed(0)} ms`);
+  coldStart.bare = {
+    runs,
+    medianMs: median(runs.map((r) => r.ms)),
+    medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)),
+  };
+  log(
+    `  bare Node proxy cold start median ${coldStart.bare.medianMs.toFixed(0)} ms`,
+  );
 }
 
-const stacks = { fast: { direct: { port: fast.port, pid: fast.pid } }, slow: { direct: { port: slow.port, pid: slow.pid } } };
+const stacks = {
+  fast: { direct: { port: fast.port, pid: fast.pid, child: fast.child } },
+  slow: { direct: { port: slow.port, pid: slow.pid, child: slow.child } },
+};
 const procs = {}; // name -> { pid, withChildren }
 if (cfg.targets.includes('nginx')) {
   const ngx = await startNginx({ fast: [fast.port], slow: [slow.port] });
-  stacks.fast.nginx = { port: ngx.ports.fast, pid: ngx.pid, withChildren: true };
-  stacks.slow.nginx = { port: ngx.ports.slow, pid: ngx.pid, withChildren: true };
+  stacks.fast.nginx = {
+    port: ngx.ports.fast,
+    pid: ngx.pid,
+    child: ngx.child,
+    withChildren: true,
+  };
+  stacks.slow.nginx = {
+    port: ngx.ports.slow,
+    pid: ngx.pid,
+    child: ngx.child,
+    withChildren: true,
+  };
   procs.nginx = { pid: ngx.pid, withChildren: true };
 }
 if (cfg.targets.includes('bare')) {
-  for (const [name, up] of [['fast', fast], ['slow', slow]]) {
+  for (const [name, up] of [
+    ['fast', fast],
+    ['slow', slow],
+  ]) {
     const b = await spawnListening('bare-proxy.mjs', ['--upstream', upUrl(up)]);
-    stacks[name].bare = { port: b.port, pid: b.pid };
+    stacks[name].bare = { port: b.port, pid: b.pid, child: b.child };
   }
   procs.bare = { pid: stacks.fast.bare.pid };
 }
 const gateways = {};
 if (cfg.targets.includes('gateway')) {
-  for (const [name, up] of [['fast', fast], ['slow', slow]]) {
+  for (const [name, up] of [
+    ['fast', fast],
+    ['slow', slow],
+  ]) {
     gateways[name] = await startGateway(`gateway-${name}`, { url: upUrl(up) });
-    stacks[name].gateway = { port: gateways[name].port, pid: gateways[name].pid };
+    stacks[name].gateway = {
+      port: gateways[name].port,
+      pid: gateways[name].pid,
+      child: gateways[name].child,
+    };
   }
   procs.gateway = { pid: gateways.fast.pid };
 }
@@ -272,31 +443,83 @@ for (const [stackName, stack] of Object.entries(stacks)) {
   for (const [t, { port }] of Object.entries(stack)) {
     const key = `${t}/${stackName}`;
     try {
-      const p = await request(port, { method: 'POST', path: '/predict', body: fs.readFileSync(predictBody) });
-      const b = await request(port, { method: 'POST', path: '/batch_predict', body: fs.readFileSync(batchBody), timeoutMs: 15_000 });
+      const p = await request(port, {
+        method: 'POST',
+        path: '/predict',
+        body: fs.readFileSync(predictBody),
+      });
+      const b = await request(port, {
+        method: 'POST',
+        path: '/batch_predict',
+        body: fs.readFileSync(batchBody),
+        timeoutMs: 15_000,
+      });
       const json = JSON.parse(p.body);
-      const ok = p.status === 200 && json.sentiment === 'POSITIVE' && b.status === 200;
-      sanity[key] = { predict: p.status, batch2mb: b.status, requestIdHeader: p.headers['x-request-id'] ?? null, ok };
-      if (!ok) failures.push(`${key}: sanity request failed (predict ${p.status}, batch_predict 2 MB ${b.status}: ${b.body.slice(0, 200)})`);
+      const ok =
+        p.status === 200 && json.sentiment === 'POSITIVE' && b.status === 200;
+      sanity[key] = {
+        predict: p.status,
+        batch2mb: b.status,
+        requestIdHeader: p.headers['x-request-id'] ?? null,
+        ok,
+      };
+      if (!ok)
+        failures.push(
+          `${key}: sanity request failed (predict ${p.status}, batch_predict 2 MB ${b.status}: ${b.body.slice(0, 200)})`,
+        );
     } catch (e) {
       sanity[key] = { ok: false, error: String(e) };
       failures.push(`${key}: sanity request failed: ${e}`);
     }
   }
 }
-if (gateways.fast && !sanity['gateway/fast']?.requestIdHeader) note('gateway response carries no X-Request-ID header');
+if (gateways.fast && !sanity['gateway/fast']?.requestIdHeader)
+  note('gateway response carries no X-Request-ID header');
+
+if (failures.length) {
+  console.error(
+    `\nBROKEN before any load (logs kept in ${tmp}):\n  ${failures.join('\n  ')}`,
+  );
+  process.exit(1);
+}
 
 // ------------------------------------------------------------ idle RSS
 await sleep(smoke ? 200 : 1000);
 const rss = { idleMB: {}, peakC32MB: {}, hwmMB: {} };
-for (const [name, p] of Object.entries(procs)) rss.idleMB[name] = +rssMB(p.pid, p).toFixed(1);
+for (const [name, p] of Object.entries(procs))
+  rss.idleMB[name] = +rssMB(p.pid, p).toFixed(1);
 if (stacks.fast.direct) rss.idleMB.upstream = +rssMB(fast.pid).toFixed(1);
 
 // ------------------------------------------------------------ scenarios, interleaved
-const scenarios = [
-  { id: 'c1', label: 'c=1 /predict', title: 'c=1, POST /predict (added latency)', stack: 'fast', path: '/predict', body: predictBody, connections: 1 },
-  { id: 'c32', label: 'c=32 /predict', title: 'c=32, POST /predict (throughput)', stack: 'fast', path: '/predict', body: predictBody, connections: 32, rss: true },
-  { id: 'slow_c64', label: 'c=64, 20 ms upstream', title: 'c=64, POST /predict, upstream +20 ms', stack: 'slow', path: '/predict', body: predictBody, connections: 64 },
+const allScenarios = [
+  {
+    id: 'c1',
+    label: 'c=1 /predict',
+    title: 'c=1, POST /predict (added latency)',
+    stack: 'fast',
+    path: '/predict',
+    body: predictBody,
+    connections: 1,
+  },
+  {
+    id: 'c32',
+    label: 'c=32 /predict',
+    title: 'c=32, POST /predict (throughput)',
+    stack: 'fast',
+    path: '/predict',
+    body: predictBody,
+    connections: 32,
+    rss: true,
+  },
+  {
+    id: 'slow_c64',
+    label: 'c=64, 20 ms upstream',
+    title: 'c=64, POST /predict, upstream +20 ms',
+    stack: 'slow',
+    path: '/predict',
+    body: predictBody,
+    connections: 64,
+  },
   {
     id: 'batch_2mb',
     label: 'c=8, 2 MB batch',
@@ -307,49 +530,93 @@ const scenarios = [
     connections: 8,
   },
 ];
-const results = Object.fromEntries(scenarios.map((s) => [s.id, { title: s.title, label: s.label, connections: s.connections, path: s.path, targets: {} }]));
+const scenarios = cfg.scenarios.length
+  ? allScenarios.filter((x) => cfg.scenarios.includes(x.id))
+  : allScenarios;
+const results = Object.fromEntries(
+  scenarios.map((s) => [
+    s.id,
+    {
+      title: s.title,
+      label: s.label,
+      connections: s.connections,
+      path: s.path,
+      targets: {},
+    },
+  ]),
+);
 const peakSamples = Object.fromEntries(Object.keys(procs).map((n) => [n, []]));
 
 async function runOne(s, t, seconds) {
   const target = stacks[s.stack][t];
-  const p = procs[t];
-  const sampler = s.rss && p ? sampleRss(p.pid, { everyMs: 100, withChildren: p.withChildren }) : null;
-  const r = await load({
-    tool: loadTool,
-    port: target.port,
-    path: s.path,
-    bodyFile: s.body,
-    connections: s.connections,
-    seconds,
-    threads: cfg.wrkThreads,
-    cpus: cfg.loadgenCpus,
-  });
-  if (sampler) peakSamples[t].push(...sampler.stop());
+  const sampler = s.rss
+    ? sampleRss(target.pid, { everyMs: 100, withChildren: target.withChildren })
+    : null;
+  const cpu0 = cpuSeconds(target.pid, target);
+  let r;
+  try {
+    r = await load({
+      tool: loadTool,
+      port: target.port,
+      path: s.path,
+      bodyFile: s.body,
+      connections: s.connections,
+      seconds,
+      threads: cfg.wrkThreads,
+      cpus: cfg.loadgenCpus,
+    });
+  } catch (err) {
+    const gone =
+      target.child && (target.child.exitCode ?? target.child.signalCode);
+    failures.push(
+      `${s.id}/${t}: load run failed${gone !== undefined && gone !== null ? ` (the process had exited: ${gone}; killed from outside?)` : ''}: ${String(err.message).split('\n')[0]}`,
+    );
+    r = {
+      tool: loadTool,
+      requests: 0,
+      seconds,
+      rps: NaN,
+      errors: { failed: 1 },
+      errorCount: 1,
+      latencyMs: {},
+    };
+  } finally {
+    if (sampler) (peakSamples[t] ??= []).push(...sampler.stop());
+  }
+  // CPU the proxy itself (the upstream for "direct") spent per request: robust to a noisy neighbour.
+  r.cpuUsPerRequest = r.requests
+    ? ((cpuSeconds(target.pid, target) - cpu0) * 1e6) / r.requests
+    : NaN;
   return r;
 }
 
 if (cfg.warmup > 0) {
   log(`warmup: ${cfg.warmup} s per scenario and target`);
-  for (const s of scenarios) for (const t of targetNames) await runOne(s, t, cfg.warmup);
+  for (const s of scenarios)
+    for (const t of targetNames) await runOne(s, t, cfg.warmup);
 }
 for (let round = 0; round < cfg.rounds; round++) {
   for (const s of scenarios) {
     // Rotate the order every round so no target always runs right after the same neighbour.
-    const order = targetNames.map((_, i) => targetNames[(i + round) % targetNames.length]);
+    const order = targetNames.map(
+      (_, i) => targetNames[(i + round) % targetNames.length],
+    );
     for (const t of order) {
       const r = await runOne(s, t, cfg.duration);
       (results[s.id].targets[t] ??= { runs: [] }).runs.push(r);
       log(
         `round ${round + 1}/${cfg.rounds} ${s.id.padEnd(9)} ${t.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
-          `p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms${r.errorCount ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
+          `p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms  cpu ${r.cpuUsPerRequest.toFixed(0)} µs/req${r.errorCount ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
       );
     }
   }
 }
 for (const [name, samples] of Object.entries(peakSamples)) {
-  if (samples.length) rss.peakC32MB[name] = +Math.max(...samples.map((x) => x.mb)).toFixed(1);
+  if (samples.length)
+    rss.peakC32MB[name] = +Math.max(...samples.map((x) => x.mb)).toFixed(1);
 }
-for (const [name, p] of Object.entries(procs)) if (!p.withChildren) rss.hwmMB[name] = +hwmMB(p.pid).toFixed(1);
+for (const [name, p] of Object.entries(procs))
+  if (!p.withChildren) rss.hwmMB[name] = +hwmMB(p.pid).toFixed(1);
 
 for (const s of scenarios) {
   for (const [t, tr] of Object.entries(results[s.id].targets)) {
@@ -362,10 +629,16 @@ for (const s of scenarios) {
       p90: m((r) => r.latencyMs.p90),
       p99: m((r) => r.latencyMs.p99),
       p999: m((r) => r.latencyMs.p999),
+      cpuUsPerRequest: +median(tr.runs.map((r) => r.cpuUsPerRequest)).toFixed(
+        1,
+      ),
     };
     tr.requests = requests;
     tr.errors = errors;
-    if (requests === 0 || errors / requests > 0.01) failures.push(`${s.id}/${t}: ${errors} errors or non-2xx in ${requests} requests`);
+    if (requests === 0 || errors / requests > 0.01)
+      failures.push(
+        `${s.id}/${t}: ${errors} errors or non-2xx in ${requests} requests`,
+      );
   }
 }
 
@@ -374,15 +647,28 @@ let leak = null;
 if (gateways.fast && cfg.leakSeconds > 0) {
   log(`leak check: gateway at c=32 for ${cfg.leakSeconds} s, RSS every second`);
   const sampler = sampleRss(gateways.fast.pid, { everyMs: 1000 });
-  const r = await load({ tool: loadTool, port: gateways.fast.port, path: '/predict', bodyFile: predictBody, connections: 32, seconds: cfg.leakSeconds, threads: cfg.wrkThreads, cpus: cfg.loadgenCpus });
+  const r = await load({
+    tool: loadTool,
+    port: gateways.fast.port,
+    path: '/predict',
+    bodyFile: predictBody,
+    connections: 32,
+    seconds: cfg.leakSeconds,
+    threads: cfg.wrkThreads,
+    cpus: cfg.loadgenCpus,
+  });
   const samples = sampler.stop();
   await sleep(smoke ? 200 : 2000);
   const after = rssMB(gateways.fast.pid);
   // Compare the second half (JIT and pools warmed) with its own start: a leak is a steady climb.
   const half = samples.filter((x) => x.t >= cfg.leakSeconds / 2);
   const slopeMBperMin = slope(half.map((x) => ({ x: x.t, y: x.mb }))) * 60;
-  const firstQ = median(samples.filter((x) => x.t < cfg.leakSeconds / 4).map((x) => x.mb));
-  const lastQ = median(samples.filter((x) => x.t >= (cfg.leakSeconds * 3) / 4).map((x) => x.mb));
+  const firstQ = median(
+    samples.filter((x) => x.t < cfg.leakSeconds / 4).map((x) => x.mb),
+  );
+  const lastQ = median(
+    samples.filter((x) => x.t >= (cfg.leakSeconds * 3) / 4).map((x) => x.mb),
+  );
   leak = {
     seconds: cfg.leakSeconds,
     requests: r.requests,
@@ -396,28 +682,48 @@ if (gateways.fast && cfg.leakSeconds > 0) {
     samples: samples.map((x) => [+x.t.toFixed(1), +x.mb.toFixed(1)]),
   };
   // "Noise": under 1 MB/min in the second half, and the last quarter within 5 % of the first.
-  leak.verdict = Math.abs(leak.secondHalfSlopeMBperMin) < 1 && Math.abs(leak.growthMB) < Math.max(3, firstQ * 0.05) ? 'flat' : 'growing';
-  log(`  RSS ${leak.firstQuarterMB} -> ${leak.lastQuarterMB} MB, second-half slope ${leak.secondHalfSlopeMBperMin} MB/min: ${leak.verdict}`);
-  if (r.requests === 0 || r.errorCount / r.requests > 0.01) failures.push(`leak run: ${r.errorCount} errors in ${r.requests} requests`);
+  leak.verdict =
+    Math.abs(leak.secondHalfSlopeMBperMin) < 1 &&
+    Math.abs(leak.growthMB) < Math.max(3, firstQ * 0.05)
+      ? 'flat'
+      : 'growing';
+  log(
+    `  RSS ${leak.firstQuarterMB} -> ${leak.lastQuarterMB} MB, second-half slope ${leak.secondHalfSlopeMBperMin} MB/min: ${leak.verdict}`,
+  );
+  if (r.requests === 0 || r.errorCount / r.requests > 0.01)
+    failures.push(`leak run: ${r.errorCount} errors in ${r.requests} requests`);
 }
 
 // ------------------------------------------------------------ pool mode: BACKEND_URLS with 3 upstreams
 let pool = null;
-if (gateways.fast) {
+if (gateways.fast && cfg.pool) {
   const ups = [];
-  for (let i = 0; i < 3; i++) ups.push(await spawnListening('upstream.mjs', ['--port', '0']));
+  for (let i = 0; i < 3; i++)
+    ups.push(await spawnListening('upstream.mjs', ['--port', '0']));
   let g = null;
   try {
     g = await startGateway('gateway-pool', { urls: ups.map(upUrl) });
-    const res = await request(g.port, { method: 'POST', path: '/predict', body: fs.readFileSync(predictBody) });
-    if (res.status !== 200) throw new Error(`POST /predict answered ${res.status}: ${res.body.slice(0, 200)}`);
+    const res = await request(g.port, {
+      method: 'POST',
+      path: '/predict',
+      body: fs.readFileSync(predictBody),
+    });
+    if (res.status !== 200)
+      throw new Error(
+        `POST /predict answered ${res.status}: ${res.body.slice(0, 200)}`,
+      );
   } catch (e) {
-    note(`BACKEND_URLS pool mode skipped: the gateway does not run with BACKEND_URLS alone (${String(e.message).split('\n')[0]})`);
+    note(
+      `BACKEND_URLS pool mode skipped: the gateway does not run with BACKEND_URLS alone (${String(e.message).split('\n')[0]})`,
+    );
     if (g) await stop(g.child);
     g = null;
   }
   if (g) {
-    log('pool mode: gateway with BACKEND_URLS (3 upstreams) vs gateway with one upstream' + (procs.nginx ? ' and nginx with the same 3' : ''));
+    log(
+      'pool mode: gateway with BACKEND_URLS (3 upstreams) vs gateway with one upstream' +
+        (procs.nginx ? ' and nginx with the same 3' : ''),
+    );
     const targetsPool = { 'gateway-pool': g.port, gateway: gateways.fast.port };
     if (procs.nginx) {
       const ngxPool = await startNginx({ pool: ups.map((u) => u.port) });
@@ -426,19 +732,40 @@ if (gateways.fast) {
     pool = { connections: 32, targets: {} };
     for (let round = 0; round < cfg.rounds; round++) {
       for (const [t, port] of Object.entries(targetsPool)) {
-        const r = await load({ tool: loadTool, port, path: '/predict', bodyFile: predictBody, connections: 32, seconds: cfg.duration, threads: cfg.wrkThreads, cpus: cfg.loadgenCpus });
+        const r = await load({
+          tool: loadTool,
+          port,
+          path: '/predict',
+          bodyFile: predictBody,
+          connections: 32,
+          seconds: cfg.duration,
+          threads: cfg.wrkThreads,
+          cpus: cfg.loadgenCpus,
+        });
         (pool.targets[t] ??= { runs: [] }).runs.push(r);
-        log(`pool round ${round + 1} ${t.padEnd(13)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms`);
+        log(
+          `pool round ${round + 1} ${t.padEnd(13)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms`,
+        );
       }
     }
     for (const tr of Object.values(pool.targets)) {
-      tr.median = { rps: +median(tr.runs.map((r) => r.rps)).toFixed(1), p50: +median(tr.runs.map((r) => r.latencyMs.p50)).toFixed(4), p99: +median(tr.runs.map((r) => r.latencyMs.p99)).toFixed(4) };
+      tr.median = {
+        rps: +median(tr.runs.map((r) => r.rps)).toFixed(1),
+        p50: +median(tr.runs.map((r) => r.latencyMs.p50)).toFixed(4),
+        p99: +median(tr.runs.map((r) => r.latencyMs.p99)).toFixed(4),
+      };
       tr.errors = tr.runs.reduce((a, r) => a + r.errorCount, 0);
     }
     pool.upstreamPredictCounts = [];
-    for (const u of ups) pool.upstreamPredictCounts.push(JSON.parse((await request(u.port, { path: '/__stats' })).body).predict);
+    for (const u of ups)
+      pool.upstreamPredictCounts.push(
+        JSON.parse((await request(u.port, { path: '/__stats' })).body).predict,
+      );
     const used = pool.upstreamPredictCounts.filter((n) => n > 0).length;
-    if (used < 3) note(`BACKEND_URLS accepted but only ${used} of 3 upstreams received traffic: ${pool.upstreamPredictCounts.join(', ')}`);
+    if (used < 3)
+      note(
+        `BACKEND_URLS accepted but only ${used} of 3 upstreams received traffic: ${pool.upstreamPredictCounts.join(', ')}`,
+      );
     await stop(g.child);
   }
 }
@@ -448,7 +775,8 @@ const features = {};
 if (gateways.fast) {
   try {
     const m = await request(gateways.fast.port, { path: '/metrics' });
-    features.metrics = m.status === 200 && m.body.includes('gateway_http_requests_total');
+    features.metrics =
+      m.status === 200 && m.body.includes('gateway_http_requests_total');
   } catch {
     features.metrics = false;
   }
@@ -457,10 +785,20 @@ if (gateways.fast) {
     const st = fs.statSync(gatewayLogPath());
     features.logBytes = st.size;
     features.logLines = countLines(gatewayLogPath());
-    features.jsonLogs = features.logLines > 0 && tail(gatewayLogPath(), 4000).split('\n').filter(Boolean).slice(-1).every(isJson);
+    features.jsonLogs =
+      features.logLines > 0 &&
+      tail(gatewayLogPath(), 4000)
+        .split('\n')
+        .filter(Boolean)
+        .slice(-1)
+        .every(isJson);
   }
-  if (!features.metrics) note('gateway /metrics did not expose gateway_http_requests_total');
-  if (features.logLines !== undefined && features.logLines < 100) note(`gateway wrote only ${features.logLines} log lines: are request logs on?`);
+  if (!features.metrics)
+    note('gateway /metrics did not expose gateway_http_requests_total');
+  if (features.logLines !== undefined && features.logLines < 100)
+    note(
+      `gateway wrote only ${features.logLines} log lines: are request logs on?`,
+    );
 }
 function gatewayLogPath() {
   return gateways.fast.logPath;
@@ -470,7 +808,8 @@ function countLines(file) {
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.alloc(1 << 20);
   let read;
-  while ((read = fs.readSync(fd, buf, 0, buf.length)) > 0) for (let i = 0; i < read; i++) if (buf[i] === 10) n++;
+  while ((read = fs.readSync(fd, buf, 0, buf.length)) > 0)
+    for (let i = 0; i < read; i++) if (buf[i] === 10) n++;
   fs.closeSync(fd);
   return n;
 }
@@ -494,69 +833,172 @@ for (const s of scenarios) {
     rps_gateway_over_direct: ratio(g.rps, med(s.id, 'direct')?.rps),
     rps_gateway_over_nginx: ratio(g.rps, med(s.id, 'nginx')?.rps),
     rps_gateway_over_bare: ratio(g.rps, med(s.id, 'bare')?.rps),
-    p50_added_over_direct_ms: med(s.id, 'direct') ? +(g.p50 - med(s.id, 'direct').p50).toFixed(3) : null,
-    p99_added_over_direct_ms: med(s.id, 'direct') ? +(g.p99 - med(s.id, 'direct').p99).toFixed(3) : null,
+    p50_added_over_direct_ms: med(s.id, 'direct')
+      ? +(g.p50 - med(s.id, 'direct').p50).toFixed(3)
+      : null,
+    p99_added_over_direct_ms: med(s.id, 'direct')
+      ? +(g.p99 - med(s.id, 'direct').p99).toFixed(3)
+      : null,
   };
 }
 const checks = [];
-const check = (name, value, limit, pass, unit = '') => checks.push({ name, value, limit, unit, pass: value === null || value === undefined || Number.isNaN(value) ? null : pass });
-check('c=32 throughput, gateway / bare Node', headline.c32?.rps_gateway_over_bare, '>= 0.75', headline.c32?.rps_gateway_over_bare >= 0.75);
-check('c=1 added p50 over direct', headline.c1?.p50_added_over_direct_ms, '<= 0.25', headline.c1?.p50_added_over_direct_ms <= 0.25, 'ms');
-check('20 ms upstream c=64, gateway / direct throughput', headline.slow_c64?.rps_gateway_over_direct, '>= 0.97', headline.slow_c64?.rps_gateway_over_direct >= 0.97);
-check('20 ms upstream c=64, added p99 over direct', headline.slow_c64?.p99_added_over_direct_ms, '<= 2', headline.slow_c64?.p99_added_over_direct_ms <= 2, 'ms');
-check('cold start to first 200 (median)', coldStart.gateway?.medianMs, '<= 500', coldStart.gateway?.medianMs <= 500, 'ms');
+const check = (name, value, limit, pass, unit = '') =>
+  checks.push({
+    name,
+    value,
+    limit,
+    unit,
+    pass:
+      value === null || value === undefined || Number.isNaN(value)
+        ? null
+        : pass,
+  });
+check(
+  'c=32 throughput, gateway / bare Node',
+  headline.c32?.rps_gateway_over_bare,
+  '>= 0.75',
+  headline.c32?.rps_gateway_over_bare >= 0.75,
+);
+check(
+  'c=1 added p50 over direct',
+  headline.c1?.p50_added_over_direct_ms,
+  '<= 0.25',
+  headline.c1?.p50_added_over_direct_ms <= 0.25,
+  'ms',
+);
+check(
+  '20 ms upstream c=64, gateway / direct throughput',
+  headline.slow_c64?.rps_gateway_over_direct,
+  '>= 0.97',
+  headline.slow_c64?.rps_gateway_over_direct >= 0.97,
+);
+check(
+  '20 ms upstream c=64, added p99 over direct',
+  headline.slow_c64?.p99_added_over_direct_ms,
+  '<= 2',
+  headline.slow_c64?.p99_added_over_direct_ms <= 2,
+  'ms',
+);
+check(
+  'cold start to first 200 (median)',
+  coldStart.gateway?.medianMs,
+  '<= 500',
+  coldStart.gateway?.medianMs <= 500,
+  'ms',
+);
 check('idle RSS', rss.idleMB.gateway, '<= 80', rss.idleMB.gateway <= 80, 'MB');
-check('peak RSS under c=32', rss.peakC32MB.gateway, '<= 110', rss.peakC32MB.gateway <= 110, 'MB');
-check(`RSS growth over ${cfg.leakSeconds} s run (second-half slope)`, leak?.secondHalfSlopeMBperMin, 'flat', leak?.verdict === 'flat', 'MB/min');
+check(
+  'peak RSS under c=32',
+  rss.peakC32MB.gateway,
+  '<= 110',
+  rss.peakC32MB.gateway <= 110,
+  'MB',
+);
+check(
+  `RSS growth over ${cfg.leakSeconds} s run (second-half slope)`,
+  leak?.secondHalfSlopeMBperMin,
+  'flat',
+  leak?.verdict === 'flat',
+  'MB/min',
+);
 
 // ------------------------------------------------------------ output
-const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
+const fmt = (x, d = 3) =>
+  x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toFixed(d);
 let table = '';
 const line = (s = '') => (table += s + '\n');
 line(`\n## api-gateway benchmark (${cfg.mode}) ${new Date().toISOString()}`);
-line(`machine: ${machine.cores} cores ${machine.cpu}, ${machine.memGB} GB, ${machine.distro}; Node ${versions.node}; nginx ${versions.nginx ?? '-'}; load ${loadTool} (${versions.wrk ?? versions.autocannon}), ${cfg.rounds} x ${cfg.duration} s per figure (median)`);
+line(
+  `machine: ${machine.cores} cores ${machine.cpu}, ${machine.memGB} GB, ${machine.distro}; Node ${versions.node}${versions.gatewayNode !== versions.node ? ` (gateway on ${versions.gatewayNode})` : ''}; nginx ${versions.nginx ?? '-'}; load ${loadTool} (${versions.wrk ?? versions.autocannon}), ${cfg.rounds} x ${cfg.duration} s per figure (median)`,
+);
 for (const s of scenarios) {
   line(`\n### ${s.title}`);
-  line('| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | req/s vs direct |');
-  line('|---|---:|---:|---:|---:|---:|---:|---:|');
+  line(
+    '| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | req/s vs direct | CPU µs/req |',
+  );
+  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   const d = med(s.id, 'direct');
   for (const t of targetNames) {
     const tr = results[s.id].targets[t];
     if (!tr) continue;
     const m = tr.median;
-    line(`| ${t} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p90)} | ${fmt(m.p99)} | ${fmt(m.p999)} | ${tr.errors} | ${d ? fmt(m.rps / d.rps, 2) : '-'} |`);
+    line(
+      `| ${t} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p90)} | ${fmt(m.p99)} | ${fmt(m.p999)} | ${tr.errors} | ${d ? fmt(m.rps / d.rps, 2) : '-'} | ${fmt(m.cpuUsPerRequest, 0)} |`,
+    );
   }
 }
 if (Object.keys(headline).length) {
   line('\n### Ratios (gateway over ...)');
-  line('| scenario | req/s / direct | req/s / nginx | req/s / bare Node | p50 added vs direct ms | p99 added vs direct ms |');
+  line(
+    '| scenario | req/s / direct | req/s / nginx | req/s / bare Node | p50 added vs direct ms | p99 added vs direct ms |',
+  );
   line('|---|---:|---:|---:|---:|---:|');
   for (const [sid, h] of Object.entries(headline)) {
-    line(`| ${sid} | ${fmt(h.rps_gateway_over_direct, 2)} | ${fmt(h.rps_gateway_over_nginx, 2)} | ${fmt(h.rps_gateway_over_bare, 2)} | ${fmt(h.p50_added_over_direct_ms)} | ${fmt(h.p99_added_over_direct_ms)} |`);
+    line(
+      `| ${sid} | ${fmt(h.rps_gateway_over_direct, 2)} | ${fmt(h.rps_gateway_over_nginx, 2)} | ${fmt(h.rps_gateway_over_bare, 2)} | ${fmt(h.p50_added_over_direct_ms)} | ${fmt(h.p99_added_over_direct_ms)} |`,
+    );
   }
 }
 line('\n### Start and memory');
 line('| figure | ' + Object.keys(procs).join(' | ') + ' |');
-line('|---|' + Object.keys(procs).map(() => '---:').join('|') + '|');
-line('| cold start to first 200, median ms | ' + Object.keys(procs).map((n) => fmt(coldStart[n]?.medianMs, 0)).join(' | ') + ' |');
-line('| RSS idle MB | ' + Object.keys(procs).map((n) => fmt(rss.idleMB[n], 1)).join(' | ') + ' |');
-line('| RSS peak under c=32 MB | ' + Object.keys(procs).map((n) => fmt(rss.peakC32MB[n], 1)).join(' | ') + ' |');
-if (leak) line(`\nleak check: ${leak.seconds} s at c=32 (${leak.rps} req/s): RSS ${leak.firstQuarterMB} MB (first quarter) -> ${leak.lastQuarterMB} MB (last quarter), second-half slope ${leak.secondHalfSlopeMBperMin} MB/min, ${leak.idleAfterMB} MB idle after: ${leak.verdict}`);
+line(
+  '|---|' +
+    Object.keys(procs)
+      .map(() => '---:')
+      .join('|') +
+    '|',
+);
+line(
+  '| cold start to first 200, median ms | ' +
+    Object.keys(procs)
+      .map((n) => fmt(coldStart[n]?.medianMs, 0))
+      .join(' | ') +
+    ' |',
+);
+line(
+  '| RSS idle MB | ' +
+    Object.keys(procs)
+      .map((n) => fmt(rss.idleMB[n], 1))
+      .join(' | ') +
+    ' |',
+);
+line(
+  '| RSS peak under c=32 MB | ' +
+    Object.keys(procs)
+      .map((n) => fmt(rss.peakC32MB[n], 1))
+      .join(' | ') +
+    ' |',
+);
+if (leak)
+  line(
+    `\nleak check: ${leak.seconds} s at c=32 (${leak.rps} req/s): RSS ${leak.firstQuarterMB} MB (first quarter) -> ${leak.lastQuarterMB} MB (last quarter), second-half slope ${leak.secondHalfSlopeMBperMin} MB/min, ${leak.idleAfterMB} MB idle after: ${leak.verdict}`,
+  );
 if (pool) {
   line('\n### Pool: BACKEND_URLS with 3 upstreams, c=32');
   line('| target | req/s | p50 ms | p99 ms | errors |');
   line('|---|---:|---:|---:|---:|');
-  for (const [t, tr] of Object.entries(pool.targets)) line(`| ${t} | ${fmt(tr.median.rps, 0)} | ${fmt(tr.median.p50)} | ${fmt(tr.median.p99)} | ${tr.errors} |`);
-  line(`requests per upstream (predict): ${pool.upstreamPredictCounts.join(', ')}`);
+  for (const [t, tr] of Object.entries(pool.targets))
+    line(
+      `| ${t} | ${fmt(tr.median.rps, 0)} | ${fmt(tr.median.p50)} | ${fmt(tr.median.p99)} | ${tr.errors} |`,
+    );
+  line(
+    `requests per upstream (predict): ${pool.upstreamPredictCounts.join(', ')}`,
+  );
 }
 if (checks.some((c) => c.value !== undefined && c.value !== null)) {
   line('\n### Issue 5 targets');
   line('| target | value | limit | met |');
   line('|---|---:|---:|:---:|');
-  for (const c of checks) line(`| ${c.name} | ${fmt(c.value, c.unit === 'ms' && c.value > 10 ? 0 : 3)}${c.unit ? ' ' + c.unit : ''} | ${c.limit} | ${c.pass === null ? '-' : c.pass ? 'yes' : 'NO'} |`);
+  for (const c of checks)
+    line(
+      `| ${c.name} | ${fmt(c.value, c.unit === 'ms' && c.value > 10 ? 0 : 3)}${c.unit ? ' ' + c.unit : ''} | ${c.limit} | ${c.pass === null ? '-' : c.pass ? 'yes' : 'NO'} |`,
+    );
 }
-if (Object.keys(features).length) line(`\ngateway production features seen: ${JSON.stringify(features)}`);
-line(`gateway stdout: ${cfg.gatewayLog === 'null' ? '/dev/null' : 'file in a temp dir'}; nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`);
+if (Object.keys(features).length)
+  line(`\ngateway production features seen: ${JSON.stringify(features)}`);
+line(
+  `gateway stdout: ${cfg.gatewayLog === 'null' ? '/dev/null' : 'file in a temp dir'}; nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
+);
 for (const n of notes) line(`note: ${n}`);
 console.log(table);
 
@@ -586,7 +1028,9 @@ fs.writeFileSync(cfg.out, JSON.stringify(report, null, 2) + '\n');
 fs.writeFileSync(cfg.out.replace(/\.json$/, '.md'), table);
 const svg = cfg.out.replace(/\.json$/, '.svg');
 fs.writeFileSync(svg, renderChart(report));
-log(`wrote ${path.relative(process.cwd(), cfg.out)}, ${path.relative(process.cwd(), svg)}`);
+log(
+  `wrote ${path.relative(process.cwd(), cfg.out)}, ${path.relative(process.cwd(), svg)}`,
+);
 
 // ------------------------------------------------------------ shut down
 for (const g of Object.values(gateways)) await stop(g.child);

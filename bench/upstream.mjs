@@ -1,17 +1,25 @@
 // Fake sentiment service for the benchmark: answers like the BentoML service, as fast as node:http allows.
 // Usage: node bench/upstream.mjs [--port 0] [--delay-ms 0]   -> prints "LISTENING <port>" on stdout.
+import { fstatSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
-  options: { port: { type: 'string', default: '0' }, 'delay-ms': { type: 'string', default: '0' } },
+  options: {
+    port: { type: 'string', default: '0' },
+    'delay-ms': { type: 'string', default: '0' },
+  },
 });
 const delayMs = Number(values['delay-ms']);
 let seq = 0;
 const stats = { predict: 0, batch_predict: 0, other: 0, bytesIn: 0 };
 
 const batchBody = JSON.stringify({
-  results: Array.from({ length: 100 }, (_, i) => ({ text: `text ${i}`, sentiment: 'POSITIVE', confidence: 0.9998 })),
+  results: Array.from({ length: 100 }, (_, i) => ({
+    text: `text ${i}`,
+    sentiment: 'POSITIVE',
+    confidence: 0.9998,
+  })),
   metadata: { count: 100, latency_ms: delayMs, model: 'fake' },
   request_id: 'batch',
 });
@@ -27,7 +35,10 @@ function predictBody(req) {
 }
 
 function send(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -45,9 +56,15 @@ const server = http.createServer((req, res) => {
       reply = () => send(res, 200, batchBody);
     } else {
       stats.other++;
-      if (req.method === 'GET' && ['/healthz', '/livez', '/readyz'].includes(path)) return send(res, 200, '{"status":"ok"}');
-      if (path === '/health') return send(res, req.method === 'POST' ? 200 : 405, '{"status":"ok"}');
-      if (req.method === 'GET' && path === '/__stats') return send(res, 200, JSON.stringify(stats));
+      if (
+        req.method === 'GET' &&
+        ['/healthz', '/livez', '/readyz'].includes(path)
+      )
+        return send(res, 200, '{"status":"ok"}');
+      if (path === '/health')
+        return send(res, req.method === 'POST' ? 200 : 405, '{"status":"ok"}');
+      if (req.method === 'GET' && path === '/__stats')
+        return send(res, 200, JSON.stringify(stats));
       return send(res, 404, '{"error":"not found"}');
     }
     if (delayMs > 0) setTimeout(reply, delayMs);
@@ -59,7 +76,9 @@ server.headersTimeout = 125_000;
 server.listen(Number(values.port), '127.0.0.1', () => {
   process.stdout.write(`LISTENING ${server.address().port}\n`);
 });
-// Die with the harness: it holds our stdin open.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+// Die with the harness, which holds our stdin (a pipe) open.
+if (fstatSync(0).isFIFO()) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 process.on('SIGTERM', () => process.exit(0));

@@ -20,6 +20,7 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_IMAGE=localhost/node${NODE_MAJOR}-${SUITE}-minbase:local
 IMAGE=localhost/api-gateway:check
 PORT=${IMAGE_CHECK_PORT:-18080}
+CA_BUNDLE=${IMAGE_CHECK_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 START=$(date +%s)
 
 log() { printf '[image-check %3ss] %s\n' "$(($(date +%s) - START))" "$*"; }
@@ -56,6 +57,12 @@ if ! "${BUILDAH[@]}" inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
     tar xzf "$work"/npm-*.tgz -C "$work/rootfs/usr/local/lib/node_modules/npm" --strip-components=1
     ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$work/rootfs/usr/local/bin/npm"
     ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$work/rootfs/usr/local/bin/npx"
+    # Trust the CAs this machine trusts (egress may go through a TLS proxy), for npm only.
+    if [[ -s $CA_BUNDLE ]]; then
+      mkdir -p "$work/rootfs/etc/ssl/certs" "$work/rootfs/usr/local/etc"
+      cp "$CA_BUNDLE" "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
+      echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$work/rootfs/usr/local/etc/npmrc"
+    fi
     # what a slim image leaves out
     rm -rf "$work"/rootfs/usr/share/{doc,man,info,locale}/* "$work"/rootfs/var/lib/apt/lists/* \
       "$work"/rootfs/var/cache/apt/*.bin "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/log/*
@@ -132,8 +139,8 @@ stop_gw() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || tr
 
 # --- 5. the image's own entrypoint via buildah run ------------------------------
 log "buildah run (image entrypoint/cmd, user from the image)"
-config=$("${BUILDAH[@]}" inspect --type image --format '{{json .OCIv1.Config}}' "$IMAGE")
-mapfile -t argv < <(node -e 'const c=JSON.parse(process.argv[1]);for(const a of [...(c.Entrypoint??[]),...(c.Cmd??[])])console.log(a)' "$config")
+config=$("${BUILDAH[@]}" inspect --type image "$IMAGE")
+mapfile -t argv < <(node -e 'const c=JSON.parse(process.argv[1]).OCIv1.config;for(const a of [...(c.Entrypoint??[]),...(c.Cmd??[])])console.log(a)' "$config")
 log "entrypoint+cmd: ${argv[*]}"
 "${BUILDAH[@]}" run --isolation chroot --env GATEWAY_PORT="$PORT" --env HOST=127.0.0.1 \
   --env BACKEND_URL=http://127.0.0.1:9 "$ctr" -- "${argv[@]}" >"$CACHE/run.log" 2>&1 &

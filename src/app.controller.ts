@@ -9,7 +9,10 @@ const { version } = JSON.parse(
 
 @Controller()
 export class AppController {
-  constructor(@Inject(serverConfig.KEY) private readonly config: ConfigType<typeof serverConfig>) {}
+  constructor(
+    @Inject(serverConfig.KEY)
+    private readonly config: ConfigType<typeof serverConfig>,
+  ) {}
 
   @Get()
   index() {

@@ -1,6 +1,9 @@
 import type { ConfigType } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import {
+  FastifyAdapter,
+  type NestFastifyApplication,
+} from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { genReqId } from './common/request-id.js';
@@ -18,12 +21,16 @@ export async function createApp(): Promise<NestFastifyApplication> {
     logger: false,
     routerOptions: { maxParamLength: 100 },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
-    // Silent until pino takes over below: a bad setting then prints just its one line.
-    logger: false,
-    bodyParser: false,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule,
+    adapter,
+    {
+      // Silent until pino takes over below: a bad setting then prints just its one line.
+      logger: false,
+      bodyParser: false,
+      abortOnError: false,
+    },
+  );
   app.useLogger(app.get(Logger));
 
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);

@@ -8,7 +8,12 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HTTPMethods,
+} from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { REQUEST_ID_HEADER } from './request-id.js';
 
@@ -20,7 +25,15 @@ export interface ErrorBody {
   request_id: string;
 }
 
-const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+const METHODS: HTTPMethods[] = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+];
 
 /**
  * Maps every error (Nest HttpExceptions, Fastify's own errors such as 413 or
@@ -69,7 +82,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
   }
 
   private allowedMethods(url: string): string[] {
-    const instance = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    const instance =
+      this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     const path = pathOf(url);
     return METHODS.filter((method) => instance.hasRoute({ method, url: path }));
   }
@@ -87,14 +101,18 @@ function describe(exception: unknown): { status: number; message: string } {
       typeof response === 'string'
         ? response
         : typeof response === 'object' && 'message' in response
-          ? String((response as { message: unknown }).message)
+          ? String(response.message)
           : exception.message;
     return { status: exception.getStatus(), message };
   }
   // Fastify's own errors (body too large, bad content length, ...) carry statusCode.
   if (exception instanceof Error && 'statusCode' in exception) {
     const status = Number(exception.statusCode);
-    if (status >= 400 && status < 500) return { status, message: exception.message };
+    if (status >= 400 && status < 500)
+      return { status, message: exception.message };
   }
-  return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: 'Internal server error' };
+  return {
+    status: HttpStatus.INTERNAL_SERVER_ERROR,
+    message: 'Internal server error',
+  };
 }

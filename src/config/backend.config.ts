@@ -1,6 +1,11 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import { ConfigValidationError, booleanString, intInRange, parseEnv } from './env.js';
+import {
+  ConfigValidationError,
+  booleanString,
+  intInRange,
+  parseEnv,
+} from './env.js';
 
 export const BACKEND_ENV_DEFAULTS = {
   BACKEND_URL: 'http://sentiment-api-service:80',
@@ -27,14 +32,19 @@ const httpUrl = z
   .refine((value) => {
     try {
       const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+      return (
+        (url.protocol === 'http:' || url.protocol === 'https:') &&
+        !url.search &&
+        !url.hash
+      );
     } catch {
       return false;
     }
   }, 'an http:// or https:// URL without query or fragment');
 
 export const backendConfig = registerAs('backend', () => {
-  const bothSet = Boolean(process.env.BACKEND_URL) && Boolean(process.env.BACKEND_URLS);
+  const bothSet =
+    Boolean(process.env.BACKEND_URL) && Boolean(process.env.BACKEND_URLS);
   if (bothSet) {
     throw new ConfigValidationError(
       `Invalid configuration: BACKEND_URLS=${JSON.stringify(process.env.BACKEND_URLS)}; allowed: unset when BACKEND_URL is set (use one of the two)`,
@@ -45,7 +55,10 @@ export const backendConfig = registerAs('backend', () => {
       BACKEND_URL: httpUrl,
       BACKEND_URLS: z.string(),
       BACKEND_TIMEOUT_MS: intInRange(1, 3_600_000),
-      BACKEND_HEALTH_PATH: z.string().trim().regex(/^\/[^\s?#]*$/, 'a path starting with /'),
+      BACKEND_HEALTH_PATH: z
+        .string()
+        .trim()
+        .regex(/^\/[^\s?#]*$/, 'a path starting with /'),
       HEALTH_CHECK_INTERVAL_MS: intInRange(100, 3_600_000),
       HEALTH_CHECK_TIMEOUT_MS: intInRange(1, 600_000),
       UNHEALTHY_THRESHOLD: intInRange(1, 100),
@@ -61,7 +74,9 @@ export const backendConfig = registerAs('backend', () => {
     },
     BACKEND_ENV_DEFAULTS,
   );
-  const urls = env.BACKEND_URLS ? parseUrlList(env.BACKEND_URLS) : [env.BACKEND_URL];
+  const urls = env.BACKEND_URLS
+    ? parseUrlList(env.BACKEND_URLS)
+    : [env.BACKEND_URL];
   return {
     urls: urls.map((url) => url.replace(/\/+$/, '')),
     timeoutMs: env.BACKEND_TIMEOUT_MS,
@@ -89,7 +104,9 @@ function parseUrlList(raw: string): string[] {
   const seen = new Set<string>();
   for (const url of urls) {
     const ok = httpUrl.safeParse(url).success;
-    const key = ok ? new URL(url).origin + new URL(url).pathname.replace(/\/+$/, '') : url;
+    const key = ok
+      ? new URL(url).origin + new URL(url).pathname.replace(/\/+$/, '')
+      : url;
     if (!ok || seen.has(key)) {
       throw new ConfigValidationError(
         `Invalid configuration: BACKEND_URLS=${JSON.stringify(raw)}; allowed: a comma-separated list of distinct http(s) URLs (bad entry: ${JSON.stringify(url)})`,

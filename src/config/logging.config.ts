@@ -11,7 +11,17 @@ export const loggingConfig = registerAs('logging', () => {
         .string()
         .trim()
         .toLowerCase()
-        .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])),
+        .pipe(
+          z.enum([
+            'trace',
+            'debug',
+            'info',
+            'warn',
+            'error',
+            'fatal',
+            'silent',
+          ]),
+        ),
     },
     LOGGING_ENV_DEFAULTS,
   );

@@ -1,8 +1,15 @@
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { HealthCheck, HealthCheckService, HealthCheckResult, HealthIndicatorService } from '@nestjs/terminus';
+import {
+  HealthCheckService,
+  HealthCheckResult,
+  HealthIndicatorService,
+} from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
-import { BackendHealthIndicator, type BackendReport } from '../proxy/backend.indicator.js';
+import {
+  BackendHealthIndicator,
+  type BackendReport,
+} from '../proxy/backend.indicator.js';
 import { ShutdownService } from './shutdown.service.js';
 import { backendConfig } from '../config/backend.config.js';
 
@@ -13,14 +20,18 @@ export class HealthController {
     private readonly backends: BackendHealthIndicator,
     private readonly indicators: HealthIndicatorService,
     private readonly shutdown: ShutdownService,
-    @Inject(backendConfig.KEY) private readonly config: ConfigType<typeof backendConfig>,
+    @Inject(backendConfig.KEY)
+    private readonly config: ConfigType<typeof backendConfig>,
   ) {}
 
   /** The Go gateway's /health shape, backed by the pool's real state. */
   @Get()
   async check(@Res({ passthrough: true }) reply: FastifyReply) {
-    const result = await this.run(() => this.health.check([() => this.backends.isHealthy('backends')]));
-    const details = result.details.backends as { backends?: BackendReport[] } | undefined;
+    const result = await this.run(() =>
+      this.health.check([() => this.backends.isHealthy('backends')]),
+    );
+    const details = result.details.backends as
+      { backends?: BackendReport[] } | undefined;
     const reports = details?.backends ?? [];
     const up = result.status === 'ok';
     const primary = reports.find((b) => b.state === 'healthy') ?? reports[0];
@@ -30,7 +41,9 @@ export class HealthController {
       service: 'api-gateway',
       backend: up ? 'ok' : primary?.last_status ? 'unhealthy' : 'unreachable',
       backend_status: primary?.last_status ?? null,
-      ...(up ? {} : { backend_error: primary?.last_error ?? 'no backend is healthy' }),
+      ...(up
+        ? {}
+        : { backend_error: primary?.last_error ?? 'no backend is healthy' }),
       backends: reports,
       info: result.info,
       error: result.error,
@@ -46,21 +59,26 @@ export class HealthController {
 
   /** Readiness: 503 from the first moment of shutdown (and, if configured, without backends). */
   @Get('ready')
-  @HealthCheck()
-  ready() {
+  async ready(@Res({ passthrough: true }) reply: FastifyReply) {
     const checks = [
       () => {
         const indicator = this.indicators.check('app');
-        return this.shutdown.isDraining ? indicator.down({ reason: 'shutting down' }) : indicator.up();
+        return this.shutdown.isDraining
+          ? indicator.down({ reason: 'shutting down' })
+          : indicator.up();
       },
     ];
     if (this.config.readinessRequiresBackend) {
       checks.push(() => this.backends.isHealthy('backends') as never);
     }
-    return this.health.check(checks);
+    const result = await this.run(() => this.health.check(checks));
+    if (result.status !== 'ok') reply.code(HttpStatus.SERVICE_UNAVAILABLE);
+    return result;
   }
 
-  private async run(check: () => Promise<HealthCheckResult>): Promise<HealthCheckResult> {
+  private async run(
+    check: () => Promise<HealthCheckResult>,
+  ): Promise<HealthCheckResult> {
     try {
       return await check();
     } catch (err) {

@@ -18,13 +18,16 @@ import { serverConfig } from '../config/server.config.js';
  * the connections still open are cut.
  */
 @Injectable()
-export class ShutdownService implements BeforeApplicationShutdown, OnApplicationShutdown {
+export class ShutdownService
+  implements BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger(ShutdownService.name);
   private draining = false;
   private forceClose?: NodeJS.Timeout;
 
   constructor(
-    @Inject(serverConfig.KEY) private readonly config: ConfigType<typeof serverConfig>,
+    @Inject(serverConfig.KEY)
+    private readonly config: ConfigType<typeof serverConfig>,
     private readonly adapterHost: HttpAdapterHost,
   ) {}
 
@@ -35,10 +38,15 @@ export class ShutdownService implements BeforeApplicationShutdown, OnApplication
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.draining = true;
     this.logger.log(
-      { signal, delay_ms: this.config.shutdownDelayMs, timeout_ms: this.config.shutdownTimeoutMs },
+      {
+        signal,
+        delay_ms: this.config.shutdownDelayMs,
+        timeout_ms: this.config.shutdownTimeoutMs,
+      },
       'shutdown started: readiness now fails',
     );
-    if (this.config.shutdownDelayMs > 0) await sleep(this.config.shutdownDelayMs);
+    if (this.config.shutdownDelayMs > 0)
+      await sleep(this.config.shutdownDelayMs);
     const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     this.forceClose = setTimeout(() => {
       this.logger.warn('drain timeout reached: closing remaining connections');

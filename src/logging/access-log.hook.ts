@@ -1,4 +1,4 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,10 +13,10 @@ const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
  * matched route and the bytes it sent.
  */
 @Injectable()
-export class AccessLogHook implements OnModuleInit {
+export class AccessLogHook implements OnApplicationBootstrap {
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  onModuleInit(): void {
+  onApplicationBootstrap(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onResponse', (request, reply, done) => {
       this.log(request, reply);
@@ -25,12 +25,19 @@ export class AccessLogHook implements OnModuleInit {
   }
 
   private log(request: FastifyRequest, reply: FastifyReply): void {
-    const logger = (request.raw as { log?: Logger }).log;
+    // pino-http's per-request child (raw.log is Fastify's no-op logger under middie).
+    const logger = (request.raw as { allLogs?: Logger[] }).allLogs?.at(-1);
     if (!logger) return;
     const finished = reply.raw.writableFinished;
     const status = finished ? reply.statusCode : 499;
     const level =
-      status >= 500 ? 'error' : QUIET_PATHS.test(request.url) ? 'debug' : status >= 400 ? 'warn' : 'info';
+      status >= 500
+        ? 'error'
+        : QUIET_PATHS.test(request.url)
+          ? 'debug'
+          : status >= 400
+            ? 'warn'
+            : 'info';
     if (!logger.isLevelEnabled(level)) return;
     const info = request.raw.gateway;
     const length = reply.getHeader('content-length');

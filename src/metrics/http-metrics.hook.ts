@@ -4,7 +4,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UNMATCHED_ROUTE } from '../common/request-context.js';
 import { MetricsService } from './metrics.service.js';
 
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+]);
 
 /**
  * Counts every response, 404s and body-limit errors included, from a Fastify
@@ -30,8 +38,12 @@ export class HttpMetricsHook implements OnModuleInit {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     const endpoint = request.routeOptions.url ?? UNMATCHED_ROUTE;
     // A client that went away before the answer was written: nginx's 499.
-    const status = reply.raw.writableFinished ? String(reply.statusCode) : '499';
+    const status = reply.raw.writableFinished
+      ? String(reply.statusCode)
+      : '499';
     this.metrics.httpRequests.labels(method, endpoint, status).inc();
-    this.metrics.httpDuration.labels(method, endpoint).observe(reply.elapsedTime / 1000);
+    this.metrics.httpDuration
+      .labels(method, endpoint)
+      .observe(reply.elapsedTime / 1000);
   }
 }

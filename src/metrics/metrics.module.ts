@@ -5,7 +5,12 @@ import { MetricsService } from './metrics.service.js';
 
 @Global()
 @Module({
-  imports: [PrometheusModule.register({ path: '/metrics', defaultMetrics: { enabled: true } })],
+  imports: [
+    PrometheusModule.register({
+      path: '/metrics',
+      defaultMetrics: { enabled: true },
+    }),
+  ],
   providers: [MetricsService, HttpMetricsHook],
   exports: [MetricsService],
 })

@@ -42,7 +42,9 @@ const MAX_EJECTION_MS = 300_000;
  * and how many retries the recent traffic affords (the retry budget).
  */
 @Injectable()
-export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestroy {
+export class BackendPoolService
+  implements OnApplicationBootstrap, OnModuleDestroy
+{
   readonly backends: Backend[];
   private readonly logger = new Logger(BackendPoolService.name);
   private readonly probeTimers = new Set<NodeJS.Timeout>();
@@ -50,10 +52,17 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
   private firstProbes: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private nextRoundRobin = 0;
-  private readonly budget = { second: 0, requests: 0, retries: 0, prevRequests: 0, prevRetries: 0 };
+  private readonly budget = {
+    second: 0,
+    requests: 0,
+    retries: 0,
+    prevRequests: 0,
+    prevRetries: 0,
+  };
 
   constructor(
-    @Inject(backendConfig.KEY) private readonly config: ConfigType<typeof backendConfig>,
+    @Inject(backendConfig.KEY)
+    private readonly config: ConfigType<typeof backendConfig>,
     private readonly http: HttpService,
     private readonly metrics: MetricsService,
   ) {
@@ -74,7 +83,9 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
   }
 
   onApplicationBootstrap(): void {
-    this.firstProbes = Promise.all(this.backends.map((backend) => this.probeLoop(backend)));
+    this.firstProbes = Promise.all(
+      this.backends.map((backend) => this.probeLoop(backend)),
+    );
   }
 
   onModuleDestroy(): void {
@@ -95,7 +106,9 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
 
   available(): Backend[] {
     const now = Date.now();
-    return this.backends.filter((backend) => this.state(backend, now) === 'healthy');
+    return this.backends.filter(
+      (backend) => this.state(backend, now) === 'healthy',
+    );
   }
 
   /**
@@ -147,7 +160,10 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
     const weight = 1 - (Date.now() % 1000) / 1000;
     const requests = b.requests + b.prevRequests * weight;
     const retries = b.retries + b.prevRetries * weight;
-    const allowed = Math.max(3, (requests * this.config.retryBudgetPercent) / 100);
+    const allowed = Math.max(
+      3,
+      (requests * this.config.retryBudgetPercent) / 100,
+    );
     if (retries + 1 > allowed) {
       this.metrics.retryBudgetExhausted.inc();
       return false;
@@ -171,17 +187,30 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
   private eject(backend: Backend): void {
     const now = Date.now();
     if (backend.ejectedUntil > now) return;
-    const ejected = this.backends.filter((other) => other.ejectedUntil > now).length;
-    const cap = Math.max(1, Math.floor((this.backends.length * this.config.maxEjectedPercent) / 100));
+    const ejected = this.backends.filter(
+      (other) => other.ejectedUntil > now,
+    ).length;
+    const cap = Math.max(
+      1,
+      Math.floor((this.backends.length * this.config.maxEjectedPercent) / 100),
+    );
     if (this.config.maxEjectedPercent === 0 || ejected >= cap) return;
     backend.ejections++;
-    const duration = Math.min(this.config.ejectBaseMs * backend.ejections, Math.max(MAX_EJECTION_MS, this.config.ejectBaseMs));
+    const duration = Math.min(
+      this.config.ejectBaseMs * backend.ejections,
+      Math.max(MAX_EJECTION_MS, this.config.ejectBaseMs),
+    );
     backend.ejectedUntil = now + duration;
     backend.failures = 0;
     this.metrics.backendEjections.labels(backend.url).inc();
     this.publish(backend);
     this.logger.warn(
-      { backend: backend.url, state: 'ejected', duration_ms: duration, ejections: backend.ejections },
+      {
+        backend: backend.url,
+        state: 'ejected',
+        duration_ms: duration,
+        ejections: backend.ejections,
+      },
       `backend ejected after ${this.config.ejectAfterFailures} consecutive failures`,
     );
     const timer = setTimeout(() => {
@@ -218,7 +247,10 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
     if (this.stopped) return;
     const abort = new AbortController();
     this.probeAborts.add(abort);
-    const timer = setTimeout(() => abort.abort(), this.config.healthCheckTimeoutMs);
+    const timer = setTimeout(
+      () => abort.abort(),
+      this.config.healthCheckTimeoutMs,
+    );
     let status: number | null = null;
     let error: string | null = null;
     try {
@@ -232,7 +264,8 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
         }),
       );
       status = response.status;
-      if (status < 200 || status >= 300) error = `health check answered ${status}`;
+      if (status < 200 || status >= 300)
+        error = `health check answered ${status}`;
     } catch (err) {
       error = abort.signal.aborted
         ? `health check timed out after ${this.config.healthCheckTimeoutMs} ms`
@@ -245,7 +278,11 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
     this.recordProbe(backend, status, error);
   }
 
-  private recordProbe(backend: Backend, status: number | null, error: string | null): void {
+  private recordProbe(
+    backend: Backend,
+    status: number | null,
+    error: string | null,
+  ): void {
     const first = backend.lastCheck === null;
     backend.lastCheck = new Date();
     backend.lastStatus = status;
@@ -254,33 +291,51 @@ export class BackendPoolService implements OnApplicationBootstrap, OnModuleDestr
     if (error === null) {
       backend.probeFailures = 0;
       backend.probeSuccesses++;
-      if (!backend.healthy && (first || backend.probeSuccesses >= this.config.healthyThreshold)) {
+      if (
+        !backend.healthy &&
+        (first || backend.probeSuccesses >= this.config.healthyThreshold)
+      ) {
         backend.healthy = true;
       }
     } else {
       backend.probeSuccesses = 0;
       backend.probeFailures++;
       // The first probe has no history to outvote: it decides at once.
-      if (backend.healthy && (first || backend.probeFailures >= this.config.unhealthyThreshold)) {
+      if (
+        backend.healthy &&
+        (first || backend.probeFailures >= this.config.unhealthyThreshold)
+      ) {
         backend.healthy = false;
       }
     }
     if (backend.healthy !== wasHealthy) {
       this.publish(backend);
-      const fields = { backend: backend.url, state: this.state(backend), status, error };
+      const fields = {
+        backend: backend.url,
+        state: this.state(backend),
+        status,
+        error,
+      };
       if (backend.healthy) this.logger.log(fields, 'backend healthy again');
       else this.logger.warn(fields, `backend unhealthy: ${error}`);
     }
   }
 
   private publish(backend: Backend): void {
-    this.metrics.backendUp.labels(backend.url).set(this.state(backend) === 'healthy' ? 1 : 0);
+    this.metrics.backendUp
+      .labels(backend.url)
+      .set(this.state(backend) === 'healthy' ? 1 : 0);
   }
 }
 
 /** A short, safe reason for a failed backend call: the error code, never a stack. */
 export function transportError(err: unknown): string {
-  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
+  if (
+    err &&
+    typeof err === 'object' &&
+    'code' in err &&
+    typeof err.code === 'string'
+  ) {
     return err.code;
   }
   return err instanceof Error ? err.message.slice(0, 120) : 'unknown error';

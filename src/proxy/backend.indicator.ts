@@ -33,7 +33,9 @@ export class BackendHealthIndicator {
       consecutive_failures: Math.max(backend.failures, backend.probeFailures),
       in_flight: backend.inflight,
     }));
-    const healthy = backends.filter((backend) => backend.state === 'healthy').length;
+    const healthy = backends.filter(
+      (backend) => backend.state === 'healthy',
+    ).length;
     const details = { healthy, total: backends.length, backends };
     return healthy > 0 ? indicator.up(details) : indicator.down(details);
   }

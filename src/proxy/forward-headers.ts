@@ -22,7 +22,8 @@ export function endToEndHeaders(
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name))
+      continue;
     if (name.startsWith('proxy-')) continue;
     out[name] = value;
   }

@@ -8,7 +8,10 @@ export class PredictController {
 
   @Post(['predict', 'batch_predict'])
   @HttpCode(200)
-  forward(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+  forward(
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
     return this.proxy.forward(request, reply);
   }
 }

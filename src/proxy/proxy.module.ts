@@ -10,7 +10,12 @@ import { ProxyService } from './proxy.service.js';
 
 // Keep-alive to the backends: a new TCP handshake per request would cost more
 // than the rest of the proxy path together.
-const agentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo' } as const;
+const agentOptions = {
+  keepAlive: true,
+  keepAliveMsecs: 1000,
+  maxFreeSockets: 256,
+  scheduling: 'lifo',
+} as const;
 
 @Module({
   imports: [

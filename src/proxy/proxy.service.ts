@@ -18,7 +18,11 @@ import '../common/request-context.js';
 import { backendConfig } from '../config/backend.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { Backend, BackendPoolService, transportError } from './backend-pool.service.js';
+import {
+  Backend,
+  BackendPoolService,
+  transportError,
+} from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
 
 /** Why an attempt ended without an answer for the client. */
@@ -35,7 +39,15 @@ class AttemptFailed extends Error {
 const CLIENT_GONE = 'client closed the connection';
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 /** Errors raised before the backend could have started work: safe to retry anywhere. */
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'EPIPE']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNRESET',
+  'EPIPE',
+]);
 
 /**
  * Forwards a request to the backend pool: bytes in, bytes out. The body was
@@ -51,8 +63,10 @@ export class ProxyService implements OnApplicationShutdown {
     private readonly http: HttpService,
     private readonly pool: BackendPoolService,
     private readonly metrics: MetricsService,
-    @Inject(backendConfig.KEY) private readonly config: ConfigType<typeof backendConfig>,
-    @Inject(serverConfig.KEY) private readonly server: ConfigType<typeof serverConfig>,
+    @Inject(backendConfig.KEY)
+    private readonly config: ConfigType<typeof backendConfig>,
+    @Inject(serverConfig.KEY)
+    private readonly server: ConfigType<typeof serverConfig>,
   ) {}
 
   onApplicationShutdown(): void {
@@ -74,7 +88,10 @@ export class ProxyService implements OnApplicationShutdown {
 
     // One deadline for all attempts, and cancellation when the client leaves.
     const abort = new AbortController();
-    const deadline = setTimeout(() => abort.abort('timeout'), this.config.timeoutMs);
+    const deadline = setTimeout(
+      () => abort.abort('timeout'),
+      this.config.timeoutMs,
+    );
     const onClose = () => {
       if (!reply.raw.writableFinished) abort.abort(CLIENT_GONE);
     };
@@ -89,11 +106,22 @@ export class ProxyService implements OnApplicationShutdown {
         if (!backend) break;
         if (attempt > 0) {
           if (!this.pool.takeRetry()) break;
-          this.metrics.retries.labels(endpoint, lastFailure?.reason ?? 'unknown').inc();
+          this.metrics.retries
+            .labels(endpoint, lastFailure?.reason ?? 'unknown')
+            .inc();
         }
         tried.add(backend);
         try {
-          await this.attempt(backend, endpoint, pathAndQuery, headers, body, abort.signal, request, reply);
+          await this.attempt(
+            backend,
+            endpoint,
+            pathAndQuery,
+            headers,
+            body,
+            abort.signal,
+            request,
+            reply,
+          );
           return;
         } catch (err) {
           if (!(err instanceof AttemptFailed)) throw err;
@@ -104,7 +132,8 @@ export class ProxyService implements OnApplicationShutdown {
       }
       if (abort.signal.reason === CLIENT_GONE) return;
       this.fail(lastFailure, tried.size === 0);
-      if (lastFailure?.response) await this.relay(lastFailure.response, reply, abort.signal);
+      if (lastFailure?.response)
+        await this.relay(lastFailure.response, reply, abort.signal);
     } finally {
       clearTimeout(deadline);
       reply.raw.off('close', onClose);
@@ -123,10 +152,14 @@ export class ProxyService implements OnApplicationShutdown {
       throw new ServiceUnavailableException('no backend is available');
     }
     if (failure.reason === 'timeout') {
-      throw new GatewayTimeoutException(`backend did not answer within ${this.config.timeoutMs} ms`);
+      throw new GatewayTimeoutException(
+        `backend did not answer within ${this.config.timeoutMs} ms`,
+      );
     }
     if (this.pool.available().length === 0 && this.pool.backends.length > 1) {
-      throw new ServiceUnavailableException(`no backend is available (last error: ${failure.message})`);
+      throw new ServiceUnavailableException(
+        `no backend is available (last error: ${failure.message})`,
+      );
     }
     throw new BadGatewayException(`backend unreachable (${failure.message})`);
   }
@@ -147,6 +180,7 @@ export class ProxyService implements OnApplicationShutdown {
     this.pool.started(backend);
     let outcome: 'success' | 'failure' = 'failure';
     let status: number | 'error' = 'error';
+    let failure = '';
     try {
       let response: AxiosResponse<Readable>;
       try {
@@ -165,12 +199,18 @@ export class ProxyService implements OnApplicationShutdown {
           }),
         );
       } catch (err) {
-        throw this.classify(err, signal);
+        const failed = this.classify(err, signal);
+        failure = failed.message;
+        throw failed;
       }
       status = response.status;
       if (status >= 500) {
         if (this.config.retryOn5xx && RETRYABLE_STATUS.has(status)) {
-          throw new AttemptFailed('status', `backend answered ${status}`, response);
+          throw new AttemptFailed(
+            'status',
+            `backend answered ${status}`,
+            response,
+          );
         }
       } else {
         outcome = 'success';
@@ -179,13 +219,17 @@ export class ProxyService implements OnApplicationShutdown {
     } finally {
       const seconds = (performance.now() - started) / 1000;
       this.pool.finished(backend, outcome);
-      this.metrics.backendRequests.labels(endpoint, String(status), backend.url).inc();
-      this.metrics.backendDuration.labels(endpoint, backend.url).observe(seconds);
+      this.metrics.backendRequests
+        .labels(endpoint, String(status), backend.url)
+        .inc();
+      this.metrics.backendDuration
+        .labels(endpoint, backend.url)
+        .observe(seconds);
       info.backendStatus = status;
       info.backendDurationMs = Math.round(seconds * 1e6) / 1000;
       if (status === 'error') {
         this.logger.warn(
-          { backend_url: backend.url, error: signal.aborted ? String(signal.reason) : 'transport error' },
+          { backend_url: backend.url, error: failure },
           'backend request failed',
         );
       }
@@ -205,8 +249,11 @@ export class ProxyService implements OnApplicationShutdown {
     const stream = response.data;
     const length = Number(response.headers['content-length']);
     reply.code(response.status);
-    const responseHeaders = endToEndHeaders(response.headers as IncomingMessage['headers']);
-    for (const name in responseHeaders) reply.header(name, responseHeaders[name]);
+    const responseHeaders = endToEndHeaders(
+      response.headers as IncomingMessage['headers'],
+    );
+    for (const name in responseHeaders)
+      reply.header(name, responseHeaders[name]);
     if (Number.isFinite(length) && length <= this.server.maxBodyBytes) {
       const payload = await readBody(stream, signal).catch((err: unknown) => {
         throw this.classify(err, signal);
@@ -222,7 +269,10 @@ export class ProxyService implements OnApplicationShutdown {
       return new AttemptFailed('timeout', String(signal.reason));
     }
     const code = transportError(err);
-    return new AttemptFailed(CONNECT_ERRORS.has(code) ? 'connect' : 'reset', code);
+    return new AttemptFailed(
+      CONNECT_ERRORS.has(code) ? 'connect' : 'reset',
+      code,
+    );
   }
 }
 

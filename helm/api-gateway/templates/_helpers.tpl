@@ -84,7 +84,10 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 
 {{/* The env rendered into the ConfigMap: BACKEND_URL or BACKEND_URLS, never both. */}}
 {{- define "api-gateway.env" -}}
-{{- $env := deepCopy .Values.env }}
+{{- $env := dict }}
+{{- range $k, $v := .Values.env }}
+{{- $_ := set $env $k (toString $v) }}
+{{- end }}
 {{- if .Values.demo.enabled }}
 {{- $_ := set $env "BACKEND_URL" (printf "http://%s:80" (include "api-gateway.demo.serviceName" .)) }}
 {{- $_ := set $env "BACKEND_URLS" "" }}
