@@ -131,7 +131,8 @@ describe('Gateway process (e2e)', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     let arrived!: () => void;
     const inFlight = new Promise<void>((resolve) => (arrived = resolve));
-    upstream.handler = async (_req, res) => {
+    upstream.handler = async (req, res) => {
+      if (req.url !== '/predict') return json(res, 200, {});
       arrived();
       await held;
       json(res, 200, { sentiment: 'NEGATIVE' });
@@ -164,7 +165,8 @@ describe('Gateway process (e2e)', () => {
   it('cuts connections still open after SHUTDOWN_TIMEOUT_MS and exits 0', async () => {
     let arrived!: () => void;
     const inFlight = new Promise<void>((resolve) => (arrived = resolve));
-    upstream.handler = () => arrived(); // never answers
+    upstream.handler = (req, res) =>
+      req.url === '/predict' ? arrived() : json(res, 200, {}); // /predict never answers
     gw = await spawnGateway({
       BACKEND_URL: upstream.url,
       BACKEND_TIMEOUT_MS: '60000',

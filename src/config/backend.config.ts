@@ -11,6 +11,7 @@ export const BACKEND_ENV_DEFAULTS = {
   BACKEND_URL: 'http://sentiment-api-service:80',
   BACKEND_URLS: '',
   BACKEND_TIMEOUT_MS: '10000',
+  BACKEND_TRY_TIMEOUT_MS: '0',
   BACKEND_HEALTH_PATH: '/healthz',
   HEALTH_CHECK_INTERVAL_MS: '5000',
   HEALTH_CHECK_TIMEOUT_MS: '1000',
@@ -55,6 +56,7 @@ export const backendConfig = registerAs('backend', () => {
       BACKEND_URL: httpUrl,
       BACKEND_URLS: z.string(),
       BACKEND_TIMEOUT_MS: intInRange(1, 3_600_000),
+      BACKEND_TRY_TIMEOUT_MS: intInRange(0, 3_600_000),
       BACKEND_HEALTH_PATH: z
         .string()
         .trim()
@@ -80,6 +82,8 @@ export const backendConfig = registerAs('backend', () => {
   return {
     urls: urls.map((url) => url.replace(/\/+$/, '')),
     timeoutMs: env.BACKEND_TIMEOUT_MS,
+    // 0: each try may use what is left of BACKEND_TIMEOUT_MS.
+    tryTimeoutMs: env.BACKEND_TRY_TIMEOUT_MS,
     healthPath: env.BACKEND_HEALTH_PATH,
     healthCheckIntervalMs: env.HEALTH_CHECK_INTERVAL_MS,
     healthCheckTimeoutMs: env.HEALTH_CHECK_TIMEOUT_MS,

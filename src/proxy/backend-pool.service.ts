@@ -232,8 +232,13 @@ export class BackendPoolService
 
   private scheduleProbe(backend: Backend): void {
     if (this.stopped) return;
-    // ±10 % jitter spreads the probes of many gateways and backends over time.
-    const interval = this.config.healthCheckIntervalMs;
+    // A backend on its way up or down is probed at half the interval, so the
+    // thresholds take effect sooner (Envoy's "edge" interval); ±10 % jitter
+    // spreads the probes of many gateways and backends over time.
+    const changing = backend.healthy
+      ? backend.probeFailures > 0
+      : backend.probeSuccesses > 0;
+    const interval = this.config.healthCheckIntervalMs / (changing ? 2 : 1);
     const delay = interval * (0.9 + Math.random() * 0.2);
     const timer = setTimeout(() => {
       this.probeTimers.delete(timer);
@@ -296,6 +301,10 @@ export class BackendPoolService
         (first || backend.probeSuccesses >= this.config.healthyThreshold)
       ) {
         backend.healthy = true;
+        // Seen down and back up by the probes (a restart): the passive ejection
+        // that the outage caused is over too.
+        backend.ejectedUntil = 0;
+        backend.failures = 0;
       }
     } else {
       backend.probeSuccesses = 0;

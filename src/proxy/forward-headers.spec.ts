@@ -1,7 +1,18 @@
 import fc from 'fast-check';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+];
 
 describe('endToEndHeaders', () => {
   it('drops hop-by-hop headers, Host, Proxy-* and those Connection names', () => {
@@ -18,24 +29,37 @@ describe('endToEndHeaders', () => {
       traceparent: '00-abc-def-01',
       'set-cookie': ['a=1', 'b=2'],
     });
-    expect(out).toEqual({ 'content-type': 'application/json', traceparent: '00-abc-def-01', 'set-cookie': ['a=1', 'b=2'] });
+    expect(out).toEqual({
+      'content-type': 'application/json',
+      traceparent: '00-abc-def-01',
+      'set-cookie': ['a=1', 'b=2'],
+    });
   });
 
   it('never lets a hop-by-hop header through and keeps every end-to-end one (property)', () => {
     const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/);
     fc.assert(
-      fc.property(fc.dictionary(name, fc.string({ maxLength: 20 })), fc.subarray(HOP_BY_HOP), (headers, hops) => {
-        const input: Record<string, string> = { ...headers };
-        for (const hop of hops) input[hop] = 'x';
-        const named = (input.connection ?? '').split(',').map((t) => t.trim().toLowerCase());
-        const out = endToEndHeaders(input);
-        for (const hop of HOP_BY_HOP) expect(out).not.toHaveProperty(hop);
-        for (const [key, value] of Object.entries(input)) {
-          const dropped = HOP_BY_HOP.includes(key) || named.includes(key) || key.startsWith('proxy-');
-          if (!dropped) expect(out[key]).toBe(value);
-          else expect(out).not.toHaveProperty(key);
-        }
-      }),
+      fc.property(
+        fc.dictionary(name, fc.string({ maxLength: 20 })),
+        fc.subarray(HOP_BY_HOP),
+        (headers, hops) => {
+          const input: Record<string, string> = { ...headers };
+          for (const hop of hops) input[hop] = 'x';
+          const named = (input.connection ?? '')
+            .split(',')
+            .map((t) => t.trim().toLowerCase());
+          const out = endToEndHeaders(input);
+          for (const hop of HOP_BY_HOP) expect(out).not.toHaveProperty(hop);
+          for (const [key, value] of Object.entries(input)) {
+            const dropped =
+              HOP_BY_HOP.includes(key) ||
+              named.includes(key) ||
+              key.startsWith('proxy-');
+            if (!dropped) expect(out[key]).toBe(value);
+            else expect(out).not.toHaveProperty(key);
+          }
+        },
+      ),
     );
   });
 });
@@ -43,8 +67,17 @@ describe('endToEndHeaders', () => {
 describe('backendRequestHeaders', () => {
   it('appends the client to X-Forwarded-For and sets proto, host and request id', () => {
     const out = backendRequestHeaders(
-      { 'x-forwarded-for': '198.51.100.1', host: 'api.example.com', 'x-request-id': 'client-chosen' },
-      { clientIp: '10.0.0.9', proto: 'https', host: 'api.example.com', requestId: 'validated-id' },
+      {
+        'x-forwarded-for': '198.51.100.1',
+        host: 'api.example.com',
+        'x-request-id': 'client-chosen',
+      },
+      {
+        clientIp: '10.0.0.9',
+        proto: 'https',
+        host: 'api.example.com',
+        requestId: 'validated-id',
+      },
     );
     expect(out).toEqual({
       'x-forwarded-for': '198.51.100.1, 10.0.0.9',

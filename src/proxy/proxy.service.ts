@@ -11,7 +11,11 @@ import {
 import type { ConfigType } from '@nestjs/config';
 import type { AxiosResponse, RawAxiosRequestHeaders } from 'axios';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Agent, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type {
+  Agent,
+  IncomingHttpHeaders,
+  OutgoingHttpHeaders,
+} from 'node:http';
 import type { Readable } from 'node:stream';
 import { firstValueFrom } from 'rxjs';
 import '../common/request-context.js';
@@ -25,10 +29,12 @@ import {
 } from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
 
+type FailureReason = 'connect' | 'reset' | 'try_timeout' | 'timeout' | 'status';
+
 /** Why an attempt ended without an answer for the client. */
 class AttemptFailed extends Error {
   constructor(
-    readonly reason: 'connect' | 'reset' | 'timeout' | 'status',
+    readonly reason: FailureReason,
     message: string,
     readonly response?: AxiosResponse<Readable>,
   ) {
@@ -37,8 +43,9 @@ class AttemptFailed extends Error {
 }
 
 const CLIENT_GONE = 'client closed the connection';
+const TRY_TIMEOUT = 'try timeout';
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
-/** Errors raised before the backend could have started work: safe to retry anywhere. */
+/** Failures before any response byte: the request can be replayed on another backend. */
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',
@@ -49,11 +56,22 @@ const CONNECT_ERRORS = new Set([
   'EPIPE',
 ]);
 
+interface Exchange {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  endpoint: string;
+  pathAndQuery: string;
+  headers: OutgoingHttpHeaders;
+  body: Buffer | undefined;
+  /** Aborted by the overall deadline or by the client leaving. */
+  signal: AbortSignal;
+}
+
 /**
  * Forwards a request to the backend pool: bytes in, bytes out. The body was
- * read once into a Buffer (bounded by MAX_BODY_BYTES) so a failed attempt can
- * be replayed on another backend; the answer is streamed back untouched
- * except for hop-by-hop headers.
+ * read once into a Buffer (bounded by MAX_BODY_BYTES), so a failed attempt can
+ * be replayed on another backend; the answer goes back untouched except for
+ * hop-by-hop headers.
  */
 @Injectable()
 export class ProxyService implements OnApplicationShutdown {
@@ -77,15 +95,6 @@ export class ProxyService implements OnApplicationShutdown {
   async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const endpoint = request.routeOptions.url ?? request.url;
     const q = request.url.indexOf('?');
-    const pathAndQuery = q === -1 ? endpoint : endpoint + request.url.slice(q);
-    const headers = backendRequestHeaders(request.headers, {
-      clientIp: request.ip,
-      proto: request.protocol,
-      host: request.headers.host,
-      requestId: request.id,
-    });
-    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
-
     // One deadline for all attempts, and cancellation when the client leaves.
     const abort = new AbortController();
     const deadline = setTimeout(
@@ -96,100 +105,116 @@ export class ProxyService implements OnApplicationShutdown {
       if (!reply.raw.writableFinished) abort.abort(CLIENT_GONE);
     };
     reply.raw.once('close', onClose);
-
-    this.pool.countRequest();
-    const tried = new Set<Backend>();
-    let lastFailure: AttemptFailed | undefined;
+    const exchange: Exchange = {
+      request,
+      reply,
+      endpoint,
+      pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
+      headers: backendRequestHeaders(request.headers, {
+        clientIp: request.ip,
+        proto: request.protocol,
+        host: request.headers.host,
+        requestId: request.id,
+      }),
+      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+      signal: abort.signal,
+    };
     try {
-      for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-        const backend = this.pool.pick(tried);
-        if (!backend) break;
-        if (attempt > 0) {
-          if (!this.pool.takeRetry()) break;
-          this.metrics.retries
-            .labels(endpoint, lastFailure?.reason ?? 'unknown')
-            .inc();
-        }
-        tried.add(backend);
-        try {
-          await this.attempt(
-            backend,
-            endpoint,
-            pathAndQuery,
-            headers,
-            body,
-            abort.signal,
-            request,
-            reply,
-          );
-          return;
-        } catch (err) {
-          if (!(err instanceof AttemptFailed)) throw err;
-          lastFailure = err;
-          if (abort.signal.aborted || !this.retryable(err)) break;
-          err.response?.data.destroy();
-        }
-      }
-      if (abort.signal.reason === CLIENT_GONE) return;
-      this.fail(lastFailure, tried.size === 0);
-      if (lastFailure?.response)
-        await this.relay(lastFailure.response, reply, abort.signal);
+      await this.forwardWithRetries(exchange);
     } finally {
       clearTimeout(deadline);
       reply.raw.off('close', onClose);
     }
   }
 
-  private retryable(err: AttemptFailed): boolean {
-    if (err.reason === 'connect') return true;
-    return err.reason === 'status' && this.config.retryOn5xx;
+  private async forwardWithRetries(exchange: Exchange): Promise<void> {
+    this.pool.countRequest();
+    const tried = new Set<Backend>();
+    let failure: AttemptFailed | undefined;
+    for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
+      const backend = this.pool.pick(tried);
+      if (!backend) break;
+      if (attempt > 0) {
+        if (!this.pool.takeRetry()) break;
+        this.metrics.retries
+          .labels(exchange.endpoint, failure?.reason ?? 'unknown')
+          .inc();
+      }
+      tried.add(backend);
+      try {
+        await this.attempt(backend, exchange);
+        return;
+      } catch (err) {
+        if (!(err instanceof AttemptFailed)) throw err;
+        failure?.response?.data.destroy();
+        failure = err;
+        if (
+          exchange.signal.aborted ||
+          exchange.reply.sent ||
+          !this.retryable(err)
+        )
+          break;
+      }
+    }
+    // Nothing more can be said to a client that left or already has its answer's head.
+    if (exchange.signal.reason === CLIENT_GONE || exchange.reply.sent) {
+      failure?.response?.data.destroy();
+      return;
+    }
+    // A retryable 5xx that no other backend could replace is relayed as it came.
+    if (failure?.response) return this.relay(failure.response, exchange);
+    throw this.clientError(failure, exchange.reply);
   }
 
-  /** Turns the last failure into the client's answer (a retryable 5xx is relayed as is). */
-  private fail(failure: AttemptFailed | undefined, noBackend: boolean): void {
-    if (failure?.response) return;
-    if (!failure || noBackend) {
-      throw new ServiceUnavailableException('no backend is available');
+  private retryable(err: AttemptFailed): boolean {
+    if (err.reason === 'connect') return true;
+    // The backend may have started work: replay only because inference is idempotent.
+    return (
+      (err.reason === 'status' || err.reason === 'try_timeout') &&
+      this.config.retryOn5xx
+    );
+  }
+
+  private clientError(failure: AttemptFailed | undefined, reply: FastifyReply) {
+    const noneAvailable =
+      this.pool.backends.length > 1 && this.pool.available().length === 0;
+    if (!failure || noneAvailable) {
+      reply.header(
+        'retry-after',
+        String(Math.ceil(this.config.healthCheckIntervalMs / 1000)),
+      );
+      return new ServiceUnavailableException(
+        failure
+          ? `no backend is available (last error: ${failure.message})`
+          : 'no backend is available',
+      );
     }
-    if (failure.reason === 'timeout') {
-      throw new GatewayTimeoutException(
+    if (failure.reason === 'timeout' || failure.reason === 'try_timeout') {
+      return new GatewayTimeoutException(
         `backend did not answer within ${this.config.timeoutMs} ms`,
       );
     }
-    if (this.pool.available().length === 0 && this.pool.backends.length > 1) {
-      throw new ServiceUnavailableException(
-        `no backend is available (last error: ${failure.message})`,
-      );
-    }
-    throw new BadGatewayException(`backend unreachable (${failure.message})`);
+    return new BadGatewayException(`backend unreachable (${failure.message})`);
   }
 
-  private async attempt(
-    backend: Backend,
-    endpoint: string,
-    pathAndQuery: string,
-    headers: OutgoingHttpHeaders,
-    body: Buffer | undefined,
-    signal: AbortSignal,
-    request: FastifyRequest,
-    reply: FastifyReply,
-  ): Promise<void> {
+  /** One try on one backend, with its own timeout when BACKEND_TRY_TIMEOUT_MS is set. */
+  private async attempt(backend: Backend, exchange: Exchange): Promise<void> {
     const started = performance.now();
-    const info = (request.raw.gateway ??= {});
+    const info = (exchange.request.raw.gateway ??= {});
     info.backend = backend.url;
+    const signal = this.trySignal(exchange.signal);
     this.pool.started(backend);
-    let outcome: 'success' | 'failure' = 'failure';
     let status: number | 'error' = 'error';
-    let failure = '';
+    let failed: AttemptFailed | undefined;
     try {
       let response: AxiosResponse<Readable>;
       try {
         response = await firstValueFrom(
           this.http.request<Readable>({
-            url: backend.url + pathAndQuery,
-            method: request.method,
-            headers: headers as RawAxiosRequestHeaders,
-            data: body,
+            url: backend.url + exchange.pathAndQuery,
+            method: exchange.request.method,
+            headers: exchange.headers as RawAxiosRequestHeaders,
+            data: exchange.body,
             signal,
             responseType: 'stream',
             decompress: false,
@@ -199,75 +224,91 @@ export class ProxyService implements OnApplicationShutdown {
           }),
         );
       } catch (err) {
-        const failed = this.classify(err, signal);
-        failure = failed.message;
-        throw failed;
+        throw (failed = this.classify(err, signal, exchange.signal));
       }
       status = response.status;
-      if (status >= 500) {
-        if (this.config.retryOn5xx && RETRYABLE_STATUS.has(status)) {
-          throw new AttemptFailed(
-            'status',
-            `backend answered ${status}`,
-            response,
-          );
-        }
-      } else {
-        outcome = 'success';
+      if (this.config.retryOn5xx && RETRYABLE_STATUS.has(status)) {
+        throw (failed = new AttemptFailed(
+          'status',
+          `backend answered ${status}`,
+          response,
+        ));
       }
-      await this.relay(response, reply, signal);
+      await this.relay(response, exchange, signal).catch((err: unknown) => {
+        throw (failed =
+          err instanceof AttemptFailed
+            ? err
+            : this.classify(err, signal, exchange.signal));
+      });
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      this.pool.finished(backend, outcome);
+      const ok = !failed && typeof status === 'number' && status < 500;
+      this.pool.finished(backend, ok ? 'success' : 'failure');
       this.metrics.backendRequests
-        .labels(endpoint, String(status), backend.url)
+        .labels(exchange.endpoint, String(status), backend.url)
         .inc();
       this.metrics.backendDuration
-        .labels(endpoint, backend.url)
+        .labels(exchange.endpoint, backend.url)
         .observe(seconds);
       info.backendStatus = status;
       info.backendDurationMs = Math.round(seconds * 1e6) / 1000;
-      if (status === 'error') {
+      if (
+        failed &&
+        failed.reason !== 'status' &&
+        exchange.signal.reason !== CLIENT_GONE
+      ) {
         this.logger.warn(
-          { backend_url: backend.url, error: failure },
+          {
+            backend_url: backend.url,
+            error: failed.message,
+            reason: failed.reason,
+          },
           'backend request failed',
         );
       }
     }
   }
 
+  private trySignal(parent: AbortSignal): AbortSignal {
+    if (this.config.tryTimeoutMs === 0) return parent;
+    return AbortSignal.any([
+      parent,
+      abortAfter(this.config.tryTimeoutMs, TRY_TIMEOUT),
+    ]);
+  }
+
   /**
    * Sends the backend's answer. A body with a Content-Length up to
-   * MAX_BODY_BYTES is read whole first, so a backend that stalls mid-body still
-   * gets a clean 504; larger or chunked bodies stream through.
+   * MAX_BODY_BYTES is read whole before anything is sent, so a backend that
+   * stalls or resets mid-body still gets a clean 504/502 (or a retry); larger
+   * or chunked bodies stream through.
    */
   private async relay(
     response: AxiosResponse<Readable>,
-    reply: FastifyReply,
-    signal: AbortSignal,
+    exchange: Exchange,
+    signal = exchange.signal,
   ): Promise<void> {
-    const stream = response.data;
+    const { reply } = exchange;
     const length = Number(response.headers['content-length']);
+    const buffered =
+      Number.isFinite(length) && length <= this.server.maxBodyBytes;
+    const payload = buffered
+      ? await readBody(response.data, signal)
+      : response.data;
     reply.code(response.status);
-    const responseHeaders = endToEndHeaders(
-      response.headers as IncomingMessage['headers'],
-    );
-    for (const name in responseHeaders)
-      reply.header(name, responseHeaders[name]);
-    if (Number.isFinite(length) && length <= this.server.maxBodyBytes) {
-      const payload = await readBody(stream, signal).catch((err: unknown) => {
-        throw this.classify(err, signal);
-      });
-      await reply.send(payload);
-      return;
-    }
-    await reply.send(stream);
+    const headers = endToEndHeaders(response.headers as IncomingHttpHeaders);
+    for (const name in headers) reply.header(name, headers[name]);
+    await reply.send(payload);
   }
 
-  private classify(err: unknown, signal: AbortSignal): AttemptFailed {
-    if (signal.aborted) {
-      return new AttemptFailed('timeout', String(signal.reason));
-    }
+  private classify(
+    err: unknown,
+    signal: AbortSignal,
+    overall: AbortSignal,
+  ): AttemptFailed {
+    if (overall.aborted)
+      return new AttemptFailed('timeout', String(overall.reason));
+    if (signal.aborted) return new AttemptFailed('try_timeout', TRY_TIMEOUT);
     const code = transportError(err);
     return new AttemptFailed(
       CONNECT_ERRORS.has(code) ? 'connect' : 'reset',
@@ -276,10 +317,17 @@ export class ProxyService implements OnApplicationShutdown {
   }
 }
 
+function abortAfter(ms: number, reason: string): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(reason), ms).unref();
+  return controller.signal;
+}
+
 function readBody(stream: Readable, signal: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const onAbort = () => stream.destroy(new Error(String(signal.reason)));
+    if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.once('error', (err) => {
