@@ -7,6 +7,7 @@ import {
   OnModuleDestroy,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
+import type { Readable } from 'node:stream';
 import { firstValueFrom } from 'rxjs';
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -260,15 +261,16 @@ export class BackendPoolService
     let error: string | null = null;
     try {
       const response = await firstValueFrom(
-        this.http.get<string>(backend.url + this.config.healthPath, {
+        this.http.get<Readable>(backend.url + this.config.healthPath, {
           signal: abort.signal,
           validateStatus: null,
-          responseType: 'text',
+          responseType: 'stream',
           maxRedirects: 0,
           headers: { 'user-agent': 'api-gateway-health-check' },
         }),
       );
       status = response.status;
+      response.data.resume(); // the body is not needed; drain it to free the socket
       if (status < 200 || status >= 300)
         error = `health check answered ${status}`;
     } catch (err) {

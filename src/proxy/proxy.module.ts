@@ -6,6 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { BackendPoolService } from './backend-pool.service.js';
 import { BackendHealthIndicator } from './backend.indicator.js';
 import { PredictController } from './predict.controller.js';
+import { nodeHttpAdapter } from './node-http.adapter.js';
 import { ProxyService } from './proxy.service.js';
 
 // Keep-alive to the backends: a new TCP handshake per request would cost more
@@ -27,6 +28,7 @@ const agentOptions = {
         maxBodyLength: Infinity,
         maxContentLength: Infinity,
         proxy: false,
+        adapter: nodeHttpAdapter,
       }),
     }),
   ],
