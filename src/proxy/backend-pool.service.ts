@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { Readable } from 'node:stream';
+import type { Gauge } from 'prom-client';
 import { firstValueFrom } from 'rxjs';
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -29,6 +30,8 @@ export interface Backend {
   lastStatus: number | null;
   lastError: string | null;
   inflight: number;
+  /** This backend's in-flight gauge, resolved once (a label lookup per request adds up). */
+  readonly inflightGauge: Gauge.Internal<'backend'>;
 }
 
 /** Outcome of one request to a backend, as passive outlier detection sees it. */
@@ -79,6 +82,7 @@ export class BackendPoolService
       lastStatus: null,
       lastError: null,
       inflight: 0,
+      inflightGauge: metrics.backendInflight.labels(url),
     }));
     for (const backend of this.backends) this.publish(backend);
   }
@@ -134,12 +138,12 @@ export class BackendPoolService
 
   started(backend: Backend): void {
     backend.inflight++;
-    this.metrics.backendInflight.labels(backend.url).set(backend.inflight);
+    backend.inflightGauge.set(backend.inflight);
   }
 
   finished(backend: Backend, outcome: Outcome): void {
     backend.inflight--;
-    this.metrics.backendInflight.labels(backend.url).set(backend.inflight);
+    backend.inflightGauge.set(backend.inflight);
     if (outcome === 'success') {
       backend.failures = 0;
       return;
@@ -263,9 +267,6 @@ export class BackendPoolService
       const response = await firstValueFrom(
         this.http.get<Readable>(backend.url + this.config.healthPath, {
           signal: abort.signal,
-          validateStatus: null,
-          responseType: 'stream',
-          maxRedirects: 0,
           headers: { 'user-agent': 'api-gateway-health-check' },
         }),
       );

@@ -25,10 +25,19 @@ const agentOptions = {
       useFactory: () => ({
         httpAgent: new HttpAgent(agentOptions),
         httpsAgent: new HttpsAgent(agentOptions),
+        // A byte-for-byte proxy: the answer comes back as the raw stream,
+        // whatever its status, never redirected, decompressed or converted.
+        // Set once here so each request's config stays small for axios to merge.
+        adapter: nodeHttpAdapter,
+        responseType: 'stream',
+        validateStatus: null,
+        maxRedirects: 0,
+        decompress: false,
+        transformRequest: [(data: unknown) => data],
+        transformResponse: [],
         maxBodyLength: Infinity,
         maxContentLength: Infinity,
         proxy: false,
-        adapter: nodeHttpAdapter,
       }),
     }),
   ],

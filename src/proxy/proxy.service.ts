@@ -76,6 +76,10 @@ interface Exchange {
 @Injectable()
 export class ProxyService implements OnApplicationShutdown {
   private readonly logger = new Logger(ProxyService.name);
+  private readonly series = new Map<
+    string,
+    { record(seconds: number): void }
+  >();
 
   constructor(
     private readonly http: HttpService,
@@ -216,11 +220,6 @@ export class ProxyService implements OnApplicationShutdown {
             headers: exchange.headers as RawAxiosRequestHeaders,
             data: exchange.body,
             signal,
-            responseType: 'stream',
-            decompress: false,
-            maxRedirects: 0,
-            validateStatus: null,
-            transformRequest: [(data: unknown) => data],
           }),
         );
       } catch (err) {
@@ -244,12 +243,9 @@ export class ProxyService implements OnApplicationShutdown {
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       this.pool.finished(backend, ok ? 'success' : 'failure');
-      this.metrics.backendRequests
-        .labels(exchange.endpoint, String(status), backend.url)
-        .inc();
-      this.metrics.backendDuration
-        .labels(exchange.endpoint, backend.url)
-        .observe(seconds);
+      this.backendSeries(exchange.endpoint, status, backend.url).record(
+        seconds,
+      );
       info.backendStatus = status;
       info.backendDurationMs = Math.round(seconds * 1e6) / 1000;
       if (
@@ -267,6 +263,35 @@ export class ProxyService implements OnApplicationShutdown {
         );
       }
     }
+  }
+
+  /**
+   * The backend metrics' children for one (endpoint, status, backend), looked
+   * up once: the label values are bounded (routes, statuses, the pool).
+   */
+  private backendSeries(
+    endpoint: string,
+    status: number | 'error',
+    backend: string,
+  ) {
+    const key = `${endpoint} ${status} ${backend}`;
+    let series = this.series.get(key);
+    if (!series) {
+      const requests = this.metrics.backendRequests.labels(
+        endpoint,
+        String(status),
+        backend,
+      );
+      const duration = this.metrics.backendDuration.labels(endpoint, backend);
+      series = {
+        record: (seconds: number) => {
+          requests.inc();
+          duration.observe(seconds);
+        },
+      };
+      this.series.set(key, series);
+    }
+    return series;
   }
 
   private trySignal(parent: AbortSignal): AbortSignal {
