@@ -50,7 +50,7 @@ export function renderChart(report) {
     `<text x="10" y="20" font-size="14" font-weight="bold">api-gateway benchmark: throughput and latency per target</text>`,
   );
   out.push(
-    `<text x="10" y="38" fill="#444">${esc(`${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} x ${m.cpu}, ${m.distro ?? ''}, Node ${report.versions.node}, ${report.loadTool}, ${report.config.rounds} x ${report.config.duration} s, median`)}</text>`,
+    `<text x="10" y="38" fill="#444">${esc(`${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} x ${m.cpu}, ${m.distro ?? ''}, Node ${report.versions.node}, ${report.loadTool}, ${report.config.rounds} x ${report.config.duration} s, median, load avg ${m.loadavg?.[0]?.toFixed(1) ?? '?'}`)}</text>`,
   );
   let lx = 10;
   for (const [t, c] of Object.entries(COLORS)) {
@@ -60,7 +60,7 @@ export function renderChart(report) {
     lx += 130;
   }
   out.push(
-    `<text x="${lx}" y="58" fill="#444">latency: solid p50, light p99</text>`,
+    `<text x="${lx}" y="58" fill="#444">latency (log scale): solid p50, light p99</text>`,
   );
 
   ids.forEach((id, col) => {
@@ -89,28 +89,45 @@ export function renderChart(report) {
     );
   });
 
+  // Throughput on a linear axis; latency on a log axis, so that 0.07 ms and 100 ms both read.
   function panel(x0, y0, title, unit, bars) {
     const plotW = W - padL - 10;
     const plotH = H - 40;
     const top = y0 + 22;
-    const max = niceMax(Math.max(...bars.flatMap((b) => b.vals)));
+    const values = bars.flatMap((b) => b.vals).filter((v) => v > 0);
+    const log = unit === 'ms';
+    const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...values))) : 0;
+    const hi = log
+      ? 10 ** Math.ceil(Math.log10(Math.max(...values)))
+      : niceMax(Math.max(...values));
+    const scale = (v) =>
+      log
+        ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) /
+          (Math.log10(hi) - Math.log10(lo))
+        : v / hi;
     out.push(
       `<text x="${x0 + 4}" y="${y0 + 10}" font-weight="bold">${esc(title.length > 42 ? title.slice(0, 41) + '…' : title)}</text>`,
     );
-    for (let i = 0; i <= 4; i++) {
-      const y = top + plotH - (plotH * i) / 4;
+    const ticks = log
+      ? Array.from(
+          { length: Math.round(Math.log10(hi / lo)) + 1 },
+          (_, i) => lo * 10 ** i,
+        )
+      : [0, 1, 2, 3, 4].map((i) => (hi * i) / 4);
+    for (const t of ticks) {
+      const y = top + plotH - plotH * scale(t);
       out.push(
         `<line x1="${x0 + padL}" x2="${x0 + padL + plotW}" y1="${y}" y2="${y}" stroke="#e3e3e3"/>`,
       );
       out.push(
-        `<text x="${x0 + padL - 4}" y="${y + 4}" text-anchor="end" fill="#555">${short((max * i) / 4)}</text>`,
+        `<text x="${x0 + padL - 4}" y="${y + 4}" text-anchor="end" fill="#555">${log ? +t.toPrecision(1) : short(t)}</text>`,
       );
     }
     const slot = plotW / Math.max(bars.length, 1);
     bars.forEach(({ t, vals }, i) => {
       const bw = (slot * 0.7) / vals.length;
       vals.forEach((v, j) => {
-        const h = (plotH * (v || 0)) / max;
+        const h = plotH * scale(v || 0);
         const x = x0 + padL + i * slot + slot * 0.15 + j * bw;
         out.push(
           `<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[t] ?? '#999'}" fill-opacity="${j === 0 ? 1 : 0.45}"><title>${esc(`${t} ${short(v)} ${unit}`)}</title></rect>`,

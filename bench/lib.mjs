@@ -476,3 +476,19 @@ export function snapshotDist() {
   );
   return dist;
 }
+
+/**
+ * The node flags of `npm run start:prod` (`node <flags> dist/main.js`), the production command, so the
+ * benchmark runs the gateway as production does. BENCH_GATEWAY_NODE_ARGS="..." replaces them ("" for none).
+ */
+export function productionNodeArgs() {
+  const scripts =
+    JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
+      .scripts ?? {};
+  const fromScript =
+    /^node\s+(.*?)\s*dist\/main\.js/.exec(scripts['start:prod'] ?? '')?.[1] ??
+    '';
+  return (process.env.BENCH_GATEWAY_NODE_ARGS ?? fromScript)
+    .split(/\s+/)
+    .filter(Boolean);
+}

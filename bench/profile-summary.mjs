@@ -38,7 +38,7 @@ const FEATURES = [
   ],
   [
     'upstream client (axios, @nestjs/axios)',
-    /^(axios|@nestjs\/axios|follow-redirects|form-data|proxy-from-env)$/,
+    /^(axios|@nestjs\/axios|undici|follow-redirects|form-data|proxy-from-env)$/,
   ],
   ['rxjs', /^rxjs$/],
   ['Nest core (router, pipes, interceptors, DI)', /^@nestjs\/(core|common)$/],

@@ -2,8 +2,9 @@
 // npm run bench:profile: CPU profile of the gateway (or the bare Node proxy) under c=32 POST /predict load.
 // Only the loaded phase is profiled (bench/cpu-profile-hook.mjs, SIGUSR2). Writes
 // bench/results/<target>-c32.cpuprofile (gitignored) and bench/results/profile-<target>.md.
-// Flags: --target gateway|bare, --seconds (BENCH_PROFILE_SECONDS, 20), --connections (32).
-import { spawn } from 'node:child_process';
+// Flags: --target gateway|bare, --batch (2 MB POST /batch_predict), --seconds (BENCH_PROFILE_SECONDS, 20), --connections (32), --out-name (file stem).
+// Env: BENCH_GATEWAY_DIST (profile another build), BENCH_GATEWAY_NODE (another node binary).
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import {
   killAll,
   load,
   sleep,
+  productionNodeArgs,
   snapshotDist,
   spawnListening,
   stop,
@@ -35,25 +37,38 @@ const { values } = parseArgs({
       default: process.env.BENCH_PROFILE_SECONDS ?? '20',
     },
     connections: { type: 'string', default: '32' },
+    'out-name': { type: 'string' },
+    batch: { type: 'boolean', default: false },
   },
 });
+const stem = values['out-name'] ?? values.target;
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 const tool = haveCommand('wrk') ? 'wrk' : 'autocannon';
 const resultsDir = path.join(BENCH_DIR, 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-gateway-profile-'));
-const out = path.join(
-  resultsDir,
-  `${values.target}-c${connections}.cpuprofile`,
-);
+const out = path.join(resultsDir, `${stem}-c${connections}.cpuprofile`);
 fs.rmSync(out, { force: true });
 fs.rmSync(`${out}.started`, { force: true });
-const body = path.join(tmp, 'predict.json');
+// --batch: POST /batch_predict with the 2 MB body of the benchmark's batch scenario instead of /predict.
+const body = path.join(tmp, 'body.json');
+const text = 'This workshop gateway benchmark sentence is positive and long. '
+  .repeat(330)
+  .slice(0, 20_960);
 fs.writeFileSync(
   body,
-  JSON.stringify({ request: { text: 'I love this product, it works great!' } }),
+  JSON.stringify(
+    values.batch
+      ? {
+          request: {
+            texts: Array.from({ length: 100 }, (_, i) => `${i} ${text}`),
+          },
+        }
+      : { request: { text: 'I love this product, it works great!' } },
+  ),
 );
+const urlPath = values.batch ? '/batch_predict' : '/predict';
 
 const upstream = await spawnListening('upstream.mjs', ['--port', '0']);
 const port = await freePort();
@@ -61,7 +76,34 @@ const hook = ['--import', path.join(BENCH_DIR, 'cpu-profile-hook.mjs')];
 let env = { ...process.env, BENCH_CPU_PROFILE_OUT: out };
 let child;
 if (values.target === 'gateway') {
-  const dist = snapshotDist();
+  const dist = process.env.BENCH_GATEWAY_DIST
+    ? path.resolve(process.env.BENCH_GATEWAY_DIST)
+    : snapshotDist();
+  // A profile of the minified bundle names no module or function: profile tsc's unbundled output instead
+  // (same code, one file per module), compiled from src/ into the snapshot.
+  if (
+    !process.env.BENCH_GATEWAY_DIST &&
+    fs.statSync(path.join(dist, 'main.js')).size > 50_000
+  ) {
+    console.log(
+      'dist/main.js is the bundle: compiling src/ unbundled (tsc) for a readable profile',
+    );
+    fs.rmSync(dist, { recursive: true, force: true });
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(REPO, 'node_modules/typescript/bin/tsc'),
+        '-p',
+        'tsconfig.build.json',
+        '--outDir',
+        dist,
+        '--incremental',
+        'false',
+      ],
+      { cwd: REPO, stdio: 'inherit' },
+    );
+    if (r.status !== 0) throw new Error('tsc failed');
+  }
   env = {
     ...(await gatewayEnv(
       port,
@@ -74,7 +116,7 @@ if (values.target === 'gateway') {
   child = track(
     spawn(
       process.env.BENCH_GATEWAY_NODE || process.execPath,
-      [...hook, path.join(dist, 'main.js')],
+      [...productionNodeArgs(), ...hook, path.join(dist, 'main.js')],
       { cwd: REPO, env, stdio: ['ignore', log, 'inherit'], detached: true },
     ),
   );
@@ -105,7 +147,7 @@ const run = (secs) =>
   load({
     tool,
     port,
-    path: '/predict',
+    path: urlPath,
     bodyFile: body,
     connections,
     seconds: secs,
@@ -130,11 +172,11 @@ fs.rmSync(`${out}.started`, { force: true });
 const summary = summarize(JSON.parse(fs.readFileSync(out, 'utf8')));
 const md = formatSummary(
   summary,
-  `${values.target}, c=${connections}, ${r.rps.toFixed(0)} req/s while profiled (Node ${process.version})`,
+  `${values.target}, c=${connections}, ${r.rps.toFixed(0)} req/s while profiled (Node ${process.version}${values.target === 'gateway' ? `, node flags: ${productionNodeArgs().join(' ') || 'none'}` : ''})`,
 );
-fs.writeFileSync(path.join(resultsDir, `profile-${values.target}.md`), md);
+fs.writeFileSync(path.join(resultsDir, `profile-${stem}.md`), md);
 fs.writeFileSync(
-  path.join(resultsDir, `profile-${values.target}.json`),
+  path.join(resultsDir, `profile-${stem}.json`),
   JSON.stringify(summary, null, 2) + '\n',
 );
 console.log(md);

@@ -5,7 +5,10 @@
 // --targets (BENCH_TARGETS, e.g. direct,nginx,bare,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb),
 // --no-pool (BENCH_POOL=0), --out (BENCH_OUT, JSON path),
 // BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning),
-// BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_ENV (K=V,K=V overrides).
+// BENCH_LOAD (wrk|autocannon), BENCH_INSTALL (1: apt-get install nginx/wrk if missing; default 1, smoke 0),
+// BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_NODE_ARGS
+// (replaces the node flags taken from npm run start:prod), BENCH_GATEWAY_ENV (K=V,K=V overrides),
+// BENCH_GATEWAY_DIST (benchmark another build dir as is). See docs-bench-section.md / README.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +24,7 @@ import {
   cpuSeconds,
   hwmMB,
   installCleanup,
+  productionNodeArgs,
   killAll,
   load,
   median,
@@ -94,7 +98,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-gateway-bench-'));
 // ------------------------------------------------------------ prerequisites
 function ensureAptPackage(bin, pkg) {
   if (haveCommand(bin)) return true;
-  if (process.getuid?.() === 0 && haveCommand('apt-get')) {
+  // Installs only for the full run (as root, Debian/Ubuntu); the CI smoke run never touches the system.
+  const install = process.env.BENCH_INSTALL ?? (smoke ? '0' : '1');
+  if (install === '1' && process.getuid?.() === 0 && haveCommand('apt-get')) {
     log(`${bin} missing: apt-get install -y ${pkg}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     let r = spawnSync('apt-get', ['install', '-y', '-qq', pkg], {
@@ -113,14 +119,19 @@ function ensureAptPackage(bin, pkg) {
   return false;
 }
 
-const loadTool = ensureAptPackage('wrk', 'wrk') ? 'wrk' : 'autocannon';
+const loadTool =
+  process.env.BENCH_LOAD === 'autocannon'
+    ? 'autocannon'
+    : ensureAptPackage('wrk', 'wrk')
+      ? 'wrk'
+      : 'autocannon';
 if (loadTool !== 'wrk')
   note(
-    'wrk not installed (sudo apt-get install wrk): using autocannon, which costs more CPU on the shared cores',
+    'load from autocannon (wrk not installed or BENCH_LOAD=autocannon): it costs more CPU on the shared cores than wrk',
   );
 if (cfg.targets.includes('nginx') && !ensureAptPackage('nginx', 'nginx')) {
   note(
-    'nginx not installed and cannot install it here: run `sudo apt-get install nginx` for the reference proxy; skipping nginx',
+    'nginx not installed: skipping the reference proxy (`sudo apt-get install nginx`; a full `npm run bench` as root installs it)',
   );
   cfg.targets = cfg.targets.filter((t) => t !== 'nginx');
 }
@@ -143,7 +154,11 @@ function newestMtime(dir) {
 // BENCH_BUILD=auto (default: build when dist/ is missing or older than src/), always, never.
 const distDir = path.join(REPO, 'dist');
 let gatewayDist = distDir;
-if (cfg.targets.includes('gateway')) {
+if (cfg.targets.includes('gateway') && process.env.BENCH_GATEWAY_DIST) {
+  // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) as it is.
+  gatewayDist = path.resolve(process.env.BENCH_GATEWAY_DIST);
+  note(`gateway build under test: ${gatewayDist}`);
+} else if (cfg.targets.includes('gateway')) {
   const srcDir = path.join(REPO, 'src');
   const mainJs = path.join(distDir, 'main.js');
   const build = process.env.BENCH_BUILD ?? 'auto';
@@ -165,14 +180,29 @@ if (cfg.targets.includes('gateway')) {
     );
   if (!fs.existsSync(mainJs))
     throw new Error('dist/main.js missing: npm run build');
-  // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) instead of a snapshot of dist/.
-  gatewayDist = process.env.BENCH_GATEWAY_DIST
-    ? path.resolve(process.env.BENCH_GATEWAY_DIST)
-    : snapshotDist();
+  gatewayDist = snapshotDist();
+  // `npm run build` = `nest build` + scripts/bundle.mjs. A dist/ from `nest build` alone (watch mode, demo)
+  // is unbundled: bundle the snapshot the same way so start-up and memory are production's.
+  const buildScript =
+    JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts
+      ?.build ?? '';
+  const bundler = /node (scripts\/bundle\.mjs)/.exec(buildScript)?.[1];
+  if (bundler && fs.statSync(mainJs).size < 50_000) {
+    log(`dist/main.js is not bundled: running ${bundler} on the snapshot`);
+    const link = path.join(path.dirname(gatewayDist), 'dist'); // the bundler works on ./dist
+    fs.symlinkSync(path.basename(gatewayDist), link);
+    const r = spawnSync(process.execPath, [path.join(REPO, bundler)], {
+      cwd: path.dirname(gatewayDist),
+      stdio: 'inherit',
+    });
+    fs.unlinkSync(link);
+    if (r.status !== 0) throw new Error(`${bundler} failed on the snapshot`);
+  }
 }
 const gatewayMain = path.join(gatewayDist, 'main.js');
 // BENCH_GATEWAY_NODE: another node binary for the gateway only (e.g. to compare Node 24); default: this node.
 const gatewayNode = process.env.BENCH_GATEWAY_NODE || process.execPath;
+const gatewayNodeArgs = productionNodeArgs();
 
 // ------------------------------------------------------------ bodies
 const predictBody = path.join(tmp, 'predict.json');
@@ -205,7 +235,7 @@ async function startGateway(name, backend, { nodeArgs = [] } = {}) {
   const err = fs.openSync(errPath, 'a');
   const t0 = performance.now();
   const child = track(
-    spawn(gatewayNode, [...nodeArgs, gatewayMain], {
+    spawn(gatewayNode, [...gatewayNodeArgs, ...nodeArgs, gatewayMain], {
       cwd: REPO,
       env: await gatewayEnv(port, backend, gatewayDist),
       stdio: ['ignore', out, err],
@@ -239,7 +269,7 @@ function tail(file, bytes = 2000) {
 }
 
 async function startNginx(servers) {
-  const dir = path.join(tmp, 'nginx');
+  const dir = path.join(tmp, `nginx-${Object.keys(servers).join('-')}`);
   fs.mkdirSync(dir, { recursive: true });
   const ports = {};
   let blocks = '';
@@ -331,6 +361,10 @@ log(
 log(
   `machine: ${machine.cores} x ${machine.cpu}, ${machine.distro}, Node ${versions.node}; temp dir ${tmp}`,
 );
+if (cfg.targets.includes('gateway'))
+  log(
+    `gateway: ${gatewayNode === process.execPath ? 'node' : gatewayNode} ${[...gatewayNodeArgs, 'dist/main.js'].join(' ')} (flags from npm run start:prod)`,
+  );
 log(
   `gateway stdout (JSON logs, LOG_LEVEL=info) -> ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file in the temp dir'}; ` +
     `CPU pinning: ${cfg.loadgenCpus ? `load generator on CPUs ${cfg.loadgenCpus}` : 'none (all processes share the cores)'}`,
@@ -578,7 +612,14 @@ async function runOne(s, t, seconds) {
       rps: NaN,
       errors: { failed: 1 },
       errorCount: 1,
-      latencyMs: {},
+      latencyMs: {
+        p50: NaN,
+        p90: NaN,
+        p99: NaN,
+        p999: NaN,
+        mean: NaN,
+        max: NaN,
+      },
     };
   } finally {
     if (sampler) (peakSamples[t] ??= []).push(...sampler.stop());
@@ -660,35 +701,42 @@ if (gateways.fast && cfg.leakSeconds > 0) {
   const samples = sampler.stop();
   await sleep(smoke ? 200 : 2000);
   const after = rssMB(gateways.fast.pid);
-  // Compare the second half (JIT and pools warmed) with its own start: a leak is a steady climb.
-  const half = samples.filter((x) => x.t >= cfg.leakSeconds / 2);
-  const slopeMBperMin = slope(half.map((x) => ({ x: x.t, y: x.mb }))) * 60;
-  const firstQ = median(
-    samples.filter((x) => x.t < cfg.leakSeconds / 4).map((x) => x.mb),
-  );
-  const lastQ = median(
-    samples.filter((x) => x.t >= (cfg.leakSeconds * 3) / 4).map((x) => x.mb),
-  );
+  // RSS saws up and down with the young generation (tens of MB between scavenges), so follow the lower
+  // envelope: the minimum of each sixth of the run. The first sixth (JIT, pools filling) is left out.
+  // A leak is a climb of those minima; "flat" = within max(3 MB, 3 %) of each other from start to end.
+  const win = cfg.leakSeconds / 6;
+  const minima = [];
+  for (let i = 1; i < 6; i++) {
+    const inWin = samples.filter((x) => x.t >= i * win && x.t < (i + 1) * win);
+    if (inWin.length)
+      minima.push({
+        x: (i + 0.5) * win,
+        y: Math.min(...inWin.map((x) => x.mb)),
+      });
+  }
+  const floorSlope = slope(minima) * 60;
+  const floorGrowth = minima.length > 1 ? minima.at(-1).y - minima[0].y : NaN;
   leak = {
     seconds: cfg.leakSeconds,
     requests: r.requests,
     rps: +r.rps.toFixed(0),
     errors: r.errorCount,
-    firstQuarterMB: +firstQ.toFixed(1),
-    lastQuarterMB: +lastQ.toFixed(1),
-    growthMB: +(lastQ - firstQ).toFixed(1),
-    secondHalfSlopeMBperMin: +slopeMBperMin.toFixed(2),
+    floorMB: minima.map((m) => +m.y.toFixed(1)),
+    floorGrowthMB: +floorGrowth.toFixed(1),
+    floorSlopeMBperMin: +floorSlope.toFixed(2),
+    maxMB: +Math.max(...samples.map((x) => x.mb)).toFixed(1),
     idleAfterMB: +after.toFixed(1),
     samples: samples.map((x) => [+x.t.toFixed(1), +x.mb.toFixed(1)]),
   };
-  // "Noise": under 1 MB/min in the second half, and the last quarter within 5 % of the first.
+  const noise = Math.max(3, (minima[0]?.y ?? 0) * 0.03);
   leak.verdict =
-    Math.abs(leak.secondHalfSlopeMBperMin) < 1 &&
-    Math.abs(leak.growthMB) < Math.max(3, firstQ * 0.05)
-      ? 'flat'
-      : 'growing';
+    cfg.leakSeconds < 30 || minima.length < 3
+      ? 'too short to tell'
+      : floorGrowth <= noise && (floorSlope * cfg.leakSeconds) / 60 <= noise
+        ? 'flat'
+        : 'growing';
   log(
-    `  RSS ${leak.firstQuarterMB} -> ${leak.lastQuarterMB} MB, second-half slope ${leak.secondHalfSlopeMBperMin} MB/min: ${leak.verdict}`,
+    `  RSS floor per ${win.toFixed(0)} s: ${leak.floorMB.join(', ')} MB (slope ${leak.floorSlopeMBperMin} MB/min), max ${leak.maxMB} MB: ${leak.verdict}`,
   );
   if (r.requests === 0 || r.errorCount / r.requests > 0.01)
     failures.push(`leak run: ${r.errorCount} errors in ${r.requests} requests`);
@@ -741,6 +789,16 @@ if (gateways.fast && cfg.pool) {
           seconds: cfg.duration,
           threads: cfg.wrkThreads,
           cpus: cfg.loadgenCpus,
+        }).catch((err) => {
+          failures.push(
+            `pool/${t}: load run failed: ${String(err.message).split('\n')[0]}`,
+          );
+          return {
+            requests: 0,
+            rps: NaN,
+            errorCount: 1,
+            latencyMs: { p50: NaN, p99: NaN },
+          };
         });
         (pool.targets[t] ??= { runs: [] }).runs.push(r);
         log(
@@ -849,7 +907,10 @@ const check = (name, value, limit, pass, unit = '') =>
     limit,
     unit,
     pass:
-      value === null || value === undefined || Number.isNaN(value)
+      value === null ||
+      value === undefined ||
+      Number.isNaN(value) ||
+      pass === undefined
         ? null
         : pass,
   });
@@ -895,11 +956,11 @@ check(
   'MB',
 );
 check(
-  `RSS growth over ${cfg.leakSeconds} s run (second-half slope)`,
-  leak?.secondHalfSlopeMBperMin,
-  'flat',
-  leak?.verdict === 'flat',
-  'MB/min',
+  `RSS floor growth over ${cfg.leakSeconds} s at c=32`,
+  leak?.floorGrowthMB,
+  'flat (noise: max(3 MB, 3 %))',
+  leak?.verdict === 'too short to tell' ? undefined : leak?.verdict === 'flat',
+  'MB',
 );
 
 // ------------------------------------------------------------ output
@@ -907,9 +968,10 @@ const fmt = (x, d = 3) =>
   x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toFixed(d);
 let table = '';
 const line = (s = '') => (table += s + '\n');
+machine.loadavgAfter = os.loadavg();
 line(`\n## api-gateway benchmark (${cfg.mode}) ${new Date().toISOString()}`);
 line(
-  `machine: ${machine.cores} cores ${machine.cpu}, ${machine.memGB} GB, ${machine.distro}; Node ${versions.node}${versions.gatewayNode !== versions.node ? ` (gateway on ${versions.gatewayNode})` : ''}; nginx ${versions.nginx ?? '-'}; load ${loadTool} (${versions.wrk ?? versions.autocannon}), ${cfg.rounds} x ${cfg.duration} s per figure (median)`,
+  `machine: ${machine.cores} cores ${machine.cpu}, ${machine.memGB} GB, ${machine.distro}; Node ${versions.node}${versions.gatewayNode !== versions.node ? ` (gateway on ${versions.gatewayNode})` : ''}; nginx ${versions.nginx ?? '-'}; load ${loadTool} (${versions.wrk ?? versions.autocannon}), ${cfg.rounds} x ${cfg.duration} s per figure (median); load average before/after ${machine.loadavg[0].toFixed(2)}/${machine.loadavgAfter[0].toFixed(2)}`,
 );
 for (const s of scenarios) {
   line(`\n### ${s.title}`);
@@ -971,7 +1033,8 @@ line(
 );
 if (leak)
   line(
-    `\nleak check: ${leak.seconds} s at c=32 (${leak.rps} req/s): RSS ${leak.firstQuarterMB} MB (first quarter) -> ${leak.lastQuarterMB} MB (last quarter), second-half slope ${leak.secondHalfSlopeMBperMin} MB/min, ${leak.idleAfterMB} MB idle after: ${leak.verdict}`,
+    `\nleak check: ${leak.seconds} s at c=32 (${leak.rps} req/s): RSS floor (minimum per sixth, first sixth left out) ${leak.floorMB.join(' -> ')} MB, ` +
+      `growth ${leak.floorGrowthMB} MB (${leak.floorSlopeMBperMin} MB/min), max ${leak.maxMB} MB, ${leak.idleAfterMB} MB idle after: ${leak.verdict}`,
   );
 if (pool) {
   line('\n### Pool: BACKEND_URLS with 3 upstreams, c=32');
@@ -991,13 +1054,13 @@ if (checks.some((c) => c.value !== undefined && c.value !== null)) {
   line('|---|---:|---:|:---:|');
   for (const c of checks)
     line(
-      `| ${c.name} | ${fmt(c.value, c.unit === 'ms' && c.value > 10 ? 0 : 3)}${c.unit ? ' ' + c.unit : ''} | ${c.limit} | ${c.pass === null ? '-' : c.pass ? 'yes' : 'NO'} |`,
+      `| ${c.name} | ${fmt(c.value, c.unit === 'MB' || (c.unit === 'ms' && c.value > 10) ? (c.unit === 'MB' ? 1 : 0) : 3)}${c.unit ? ' ' + c.unit : ''} | ${c.limit} | ${c.pass === null ? '-' : c.pass ? 'yes' : 'NO'} |`,
     );
 }
 if (Object.keys(features).length)
   line(`\ngateway production features seen: ${JSON.stringify(features)}`);
 line(
-  `gateway stdout: ${cfg.gatewayLog === 'null' ? '/dev/null' : 'file in a temp dir'}; nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
+  `gateway: \`${[...gatewayNodeArgs, 'dist/main.js'].join(' ')}\`, stdout (JSON logs) to ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file'}; nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
 );
 for (const n of notes) line(`note: ${n}`);
 console.log(table);
@@ -1010,6 +1073,11 @@ const report = {
   versions,
   git: gitInfo,
   loadTool,
+  gatewayCommand: [
+    gatewayNode === process.execPath ? 'node' : gatewayNode,
+    ...gatewayNodeArgs,
+    'dist/main.js',
+  ].join(' '),
   bodies: { predictBytes: fs.statSync(predictBody).size, batchBytes },
   coldStart,
   rss,

@@ -33,10 +33,17 @@ const helmEnv = {
 };
 const helmBin =
   process.env.HELM_BIN ||
-  execFileSync(join(root, 'scripts/ensure-helm.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  execFileSync(join(root, 'scripts/ensure-helm.sh'), {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
 
 function helm(args) {
-  const r = spawnSync(helmBin, args, { env: helmEnv, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(helmBin, args, {
+    env: helmEnv,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   return { ok: r.status === 0, out: r.stdout, err: r.stderr };
 }
 
@@ -47,7 +54,11 @@ function check(name, fn) {
     console.log(`  ok   ${name}`);
   } catch (err) {
     failures.push(name);
-    console.log(`  FAIL ${name}\n       ${String(err.message ?? err).split('\n').join('\n       ')}`);
+    console.log(
+      `  FAIL ${name}\n       ${String(err.message ?? err)
+        .split('\n')
+        .join('\n       ')}`,
+    );
   }
 }
 
@@ -57,10 +68,12 @@ function assert(cond, msg) {
 
 function render(release, args = []) {
   const r = helm(['template', release, chart, '--namespace', 'ml', ...args]);
-  if (!r.ok) throw new Error(`helm template ${args.join(' ')} failed:\n${r.err}`);
+  if (!r.ok)
+    throw new Error(`helm template ${args.join(' ')} failed:\n${r.err}`);
   return parseAllDocuments(r.out)
     .map((doc) => {
-      if (doc.errors.length) throw new Error(`rendered YAML is invalid: ${doc.errors[0].message}`);
+      if (doc.errors.length)
+        throw new Error(`rendered YAML is invalid: ${doc.errors[0].message}`);
       return doc.toJS();
     })
     .filter(Boolean);
@@ -83,13 +96,22 @@ const one = (objs, kind, pred = () => true) => {
   assert(found.length === 1, `expected one ${kind}, found ${found.length}`);
   return found[0];
 };
-const matches = (selector, labels) => Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+const matches = (selector, labels) =>
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 const podSpecs = (objs) => [
-  ...byKind(objs, 'Deployment').map((d) => ({ name: `Deployment/${d.metadata.name}`, spec: d.spec.template.spec })),
-  ...byKind(objs, 'Pod').map((p) => ({ name: `Pod/${p.metadata.name}`, spec: p.spec })),
+  ...byKind(objs, 'Deployment').map((d) => ({
+    name: `Deployment/${d.metadata.name}`,
+    spec: d.spec.template.spec,
+  })),
+  ...byKind(objs, 'Pod').map((p) => ({
+    name: `Pod/${p.metadata.name}`,
+    spec: p.spec,
+  })),
 ];
 
-console.log(`helm-check: ${helm(['version', '--short']).out.trim()}, chart ${chart}`);
+console.log(
+  `helm-check: ${helm(['version', '--short']).out.trim()}, chart ${chart}`,
+);
 
 // --- lint ---------------------------------------------------------------------
 for (const [label, args] of [
@@ -110,14 +132,23 @@ check('helm template with defaults', () => {
 check('helm template with every toggle on', () => {
   renders.allOn = render('gw', ['-f', allOn]);
 });
-check('helm template with the workshop names (release api-gateway, service.name=api-gateway-service)', () => {
-  renders.workshop = render('api-gateway', ['--set', 'service.name=api-gateway-service']);
-});
+check(
+  'helm template with the workshop names (release api-gateway, service.name=api-gateway-service)',
+  () => {
+    renders.workshop = render('api-gateway', [
+      '--set',
+      'service.name=api-gateway-service',
+    ]);
+  },
+);
 check('helm template with autoscaling and the PDB off, 2 backends', () => {
   renders.noHpa = render('gw', [
-    '--set', 'autoscaling.enabled=false',
-    '--set', 'podDisruptionBudget.enabled=false',
-    '--set', 'env.BACKEND_URLS=http://a:3000\\,http://b:3000',
+    '--set',
+    'autoscaling.enabled=false',
+    '--set',
+    'podDisruptionBudget.enabled=false',
+    '--set',
+    'env.BACKEND_URLS=http://a:3000\\,http://b:3000',
   ]);
 });
 
@@ -132,12 +163,16 @@ for (const [label, objs] of Object.entries(renders)) {
       valid++;
     } catch (err) {
       failures.push(`schema ${label} ${obj.kind}/${obj.metadata?.name}`);
-      console.log(`  FAIL schema (${label}) ${obj.kind}/${obj.metadata?.name}: ${String(err.message).slice(0, 2000)}`);
+      console.log(
+        `  FAIL schema (${label}) ${obj.kind}/${obj.metadata?.name}: ${String(err.message).slice(0, 2000)}`,
+      );
     }
   }
   if (valid === objs.length) {
     passed++;
-    console.log(`  ok   all ${valid} objects (${label}) valid against the Kubernetes schemas: ${[...kinds].sort().join(', ')}`);
+    console.log(
+      `  ok   all ${valid} objects (${label}) valid against the Kubernetes schemas: ${[...kinds].sort().join(', ')}`,
+    );
   }
 }
 
@@ -148,175 +183,452 @@ const a = renders.allOn ?? [];
 check('defaults render the expected objects, optional ones off', () => {
   const kinds = d.map((o) => o.kind).sort();
   assert(
-    isDeepStrictEqual(kinds, ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'Pod', 'PodDisruptionBudget', 'Secret', 'Service', 'ServiceAccount']),
+    isDeepStrictEqual(kinds, [
+      'ConfigMap',
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'NetworkPolicy',
+      'Pod',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+      'ServiceAccount',
+    ]),
     `got ${kinds.join(', ')}`,
   );
 });
-check('every toggle on renders Ingress, ServiceMonitor, PrometheusRule, dashboard, demo backend', () => {
-  for (const kind of ['Ingress', 'ServiceMonitor', 'PrometheusRule']) one(a, kind);
-  assert(byKind(a, 'Deployment').length === 2 && byKind(a, 'Service').length === 2, 'demo Deployment/Service missing');
-  assert(byKind(a, 'NetworkPolicy').length === 2, 'demo NetworkPolicy missing');
-});
+check(
+  'every toggle on renders Ingress, ServiceMonitor, PrometheusRule, dashboard, demo backend',
+  () => {
+    for (const kind of ['Ingress', 'ServiceMonitor', 'PrometheusRule'])
+      one(a, kind);
+    assert(
+      byKind(a, 'Deployment').length === 2 && byKind(a, 'Service').length === 2,
+      'demo Deployment/Service missing',
+    );
+    assert(
+      byKind(a, 'NetworkPolicy').length === 2,
+      'demo NetworkPolicy missing',
+    );
+  },
+);
 
-for (const [label, objs] of [['defaults', d], ['every toggle on', a]]) {
+for (const [label, objs] of [
+  ['defaults', d],
+  ['every toggle on', a],
+]) {
   check(`restricted Pod Security Standard on every pod (${label})`, () => {
     for (const { name, spec } of podSpecs(objs)) {
       const psc = spec.securityContext ?? {};
-      assert(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, `${name}: host namespaces`);
-      assert(!(spec.volumes ?? []).some((v) => v.hostPath), `${name}: hostPath volume`);
+      assert(
+        !spec.hostNetwork && !spec.hostPID && !spec.hostIPC,
+        `${name}: host namespaces`,
+      );
+      assert(
+        !(spec.volumes ?? []).some((v) => v.hostPath),
+        `${name}: hostPath volume`,
+      );
       for (const c of spec.containers) {
         const sc = c.securityContext ?? {};
         const where = `${name} container ${c.name}`;
-        assert((sc.runAsNonRoot ?? psc.runAsNonRoot) === true, `${where}: runAsNonRoot`);
+        assert(
+          (sc.runAsNonRoot ?? psc.runAsNonRoot) === true,
+          `${where}: runAsNonRoot`,
+        );
         assert((sc.runAsUser ?? psc.runAsUser) !== 0, `${where}: runs as root`);
-        assert(sc.allowPrivilegeEscalation === false, `${where}: allowPrivilegeEscalation`);
+        assert(
+          sc.allowPrivilegeEscalation === false,
+          `${where}: allowPrivilegeEscalation`,
+        );
         assert(sc.privileged !== true, `${where}: privileged`);
-        assert(sc.capabilities?.drop?.includes('ALL'), `${where}: capabilities.drop ALL`);
-        assert((sc.capabilities?.add ?? []).every((cap) => cap === 'NET_BIND_SERVICE'), `${where}: adds capabilities`);
-        assert((sc.seccompProfile ?? psc.seccompProfile)?.type === 'RuntimeDefault', `${where}: seccomp RuntimeDefault`);
-        assert(sc.readOnlyRootFilesystem === true, `${where}: readOnlyRootFilesystem`);
+        assert(
+          sc.capabilities?.drop?.includes('ALL'),
+          `${where}: capabilities.drop ALL`,
+        );
+        assert(
+          (sc.capabilities?.add ?? []).every(
+            (cap) => cap === 'NET_BIND_SERVICE',
+          ),
+          `${where}: adds capabilities`,
+        );
+        assert(
+          (sc.seccompProfile ?? psc.seccompProfile)?.type === 'RuntimeDefault',
+          `${where}: seccomp RuntimeDefault`,
+        );
+        assert(
+          sc.readOnlyRootFilesystem === true,
+          `${where}: readOnlyRootFilesystem`,
+        );
         for (const kind of ['requests', 'limits'])
-          for (const res of ['cpu', 'memory']) assert(c.resources?.[kind]?.[res], `${where}: resources.${kind}.${res}`);
+          for (const res of ['cpu', 'memory'])
+            assert(
+              c.resources?.[kind]?.[res],
+              `${where}: resources.${kind}.${res}`,
+            );
       }
       if (name.startsWith('Deployment/')) {
         const tmp = spec.volumes.find((v) => v.name === 'tmp');
         assert(tmp?.emptyDir, `${name}: /tmp emptyDir volume`);
-        assert(spec.containers[0].volumeMounts.some((m) => m.name === 'tmp' && m.mountPath === '/tmp'), `${name}: /tmp mount`);
+        assert(
+          spec.containers[0].volumeMounts.some(
+            (m) => m.name === 'tmp' && m.mountPath === '/tmp',
+          ),
+          `${name}: /tmp mount`,
+        );
       }
     }
   });
 }
 
-check('probes: startup and liveness on /health/live, readiness on /health/ready, on the http port', () => {
-  const c = one(d, 'Deployment').spec.template.spec.containers[0];
-  assert(c.startupProbe.httpGet.path === '/health/live', 'startupProbe path');
-  assert(c.livenessProbe.httpGet.path === '/health/live', 'livenessProbe path');
-  assert(c.readinessProbe.httpGet.path === '/health/ready', 'readinessProbe path');
-  for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe]) assert(p.httpGet.port === 'http', 'probe port');
-  assert(c.ports.find((p) => p.name === 'http').containerPort === 8080, 'containerPort 8080');
-});
+check(
+  'probes: startup and liveness on /health/live, readiness on /health/ready, on the http port',
+  () => {
+    const c = one(d, 'Deployment').spec.template.spec.containers[0];
+    assert(c.startupProbe.httpGet.path === '/health/live', 'startupProbe path');
+    assert(
+      c.livenessProbe.httpGet.path === '/health/live',
+      'livenessProbe path',
+    );
+    assert(
+      c.readinessProbe.httpGet.path === '/health/ready',
+      'readinessProbe path',
+    );
+    for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe])
+      assert(p.httpGet.port === 'http', 'probe port');
+    assert(
+      c.ports.find((p) => p.name === 'http').containerPort === 8080,
+      'containerPort 8080',
+    );
+  },
+);
 
-check('drain: preStop sleep and terminationGracePeriodSeconds > preStop + shutdown delay + drain timeout', () => {
-  const dep = one(d, 'Deployment');
-  const env = one(d, 'ConfigMap').data;
-  const sleep = dep.spec.template.spec.containers[0].lifecycle.preStop.sleep.seconds;
-  const drain = sleep + (Number(env.SHUTDOWN_DELAY_MS) + Number(env.SHUTDOWN_TIMEOUT_MS)) / 1000;
-  assert(sleep > 0, 'no preStop sleep');
-  assert(dep.spec.template.spec.terminationGracePeriodSeconds > drain, `grace ${dep.spec.template.spec.terminationGracePeriodSeconds} <= ${drain}`);
-});
+check(
+  'drain: preStop sleep and terminationGracePeriodSeconds > preStop + shutdown delay + drain timeout',
+  () => {
+    const dep = one(d, 'Deployment');
+    const env = one(d, 'ConfigMap').data;
+    const sleep =
+      dep.spec.template.spec.containers[0].lifecycle.preStop.sleep.seconds;
+    const drain =
+      sleep +
+      (Number(env.SHUTDOWN_DELAY_MS) + Number(env.SHUTDOWN_TIMEOUT_MS)) / 1000;
+    assert(sleep > 0, 'no preStop sleep');
+    assert(
+      dep.spec.template.spec.terminationGracePeriodSeconds > drain,
+      `grace ${dep.spec.template.spec.terminationGracePeriodSeconds} <= ${drain}`,
+    );
+  },
+);
 
-check('workshop defaults: HPA 2..10 at CPU 70 %, PDB minAvailable 1, Service 80 -> http (8080)', () => {
-  const hpa = one(d, 'HorizontalPodAutoscaler');
-  assert(hpa.spec.minReplicas === 2 && hpa.spec.maxReplicas === 10, 'HPA range');
-  assert(hpa.spec.metrics.length === 1 && hpa.spec.metrics[0].resource.name === 'cpu' && hpa.spec.metrics[0].resource.target.averageUtilization === 70, 'HPA cpu 70');
-  assert(one(d, 'PodDisruptionBudget').spec.minAvailable === 1, 'PDB');
-  const port = one(d, 'Service').spec.ports[0];
-  assert(port.port === 80 && port.targetPort === 'http', 'Service port');
-  assert(one(d, 'Deployment').spec.replicas === undefined, 'replicas must be left to the HPA');
-  const noHpa = one(renders.noHpa, 'Deployment');
-  assert(noHpa.spec.replicas === 2, 'replicas 2 without HPA');
-  const res = one(d, 'Deployment').spec.template.spec.containers[0].resources;
-  assert(res.requests.cpu === '100m', 'cpu request 100m');
-  const mem = one(a, 'HorizontalPodAutoscaler').spec.metrics.find((m) => m.resource.name === 'memory');
-  assert(mem?.resource.target.averageUtilization === 80, 'optional memory target');
-});
+check(
+  'workshop defaults: HPA 2..10 at CPU 70 %, PDB minAvailable 1, Service 80 -> http (8080)',
+  () => {
+    const hpa = one(d, 'HorizontalPodAutoscaler');
+    assert(
+      hpa.spec.minReplicas === 2 && hpa.spec.maxReplicas === 10,
+      'HPA range',
+    );
+    assert(
+      hpa.spec.metrics.length === 1 &&
+        hpa.spec.metrics[0].resource.name === 'cpu' &&
+        hpa.spec.metrics[0].resource.target.averageUtilization === 70,
+      'HPA cpu 70',
+    );
+    assert(one(d, 'PodDisruptionBudget').spec.minAvailable === 1, 'PDB');
+    const port = one(d, 'Service').spec.ports[0];
+    assert(port.port === 80 && port.targetPort === 'http', 'Service port');
+    assert(
+      one(d, 'Deployment').spec.replicas === undefined,
+      'replicas must be left to the HPA',
+    );
+    const noHpa = one(renders.noHpa, 'Deployment');
+    assert(noHpa.spec.replicas === 2, 'replicas 2 without HPA');
+    const res = one(d, 'Deployment').spec.template.spec.containers[0].resources;
+    assert(
+      res.requests.cpu === '200m' &&
+        res.requests.memory === '160Mi' &&
+        res.limits.memory === '256Mi',
+      'measured resources',
+    );
+    const mem = one(a, 'HorizontalPodAutoscaler').spec.metrics.find(
+      (m) => m.resource.name === 'memory',
+    );
+    assert(
+      mem?.resource.target.averageUtilization === 80,
+      'optional memory target',
+    );
+  },
+);
 
-check('workshop names: Deployment api-gateway, Service api-gateway-service 80 -> 8080', () => {
-  const w = renders.workshop;
-  assert(one(w, 'Deployment').metadata.name === 'api-gateway', 'Deployment name');
-  const svc = one(w, 'Service');
-  assert(svc.metadata.name === 'api-gateway-service', `Service name ${svc.metadata.name}`);
-  assert(one(w, 'ConfigMap').data.BACKEND_URL === 'http://sentiment-api-service:80', 'backend');
-});
+check(
+  'workshop names: Deployment api-gateway, Service api-gateway-service 80 -> 8080',
+  () => {
+    const w = renders.workshop;
+    assert(
+      one(w, 'Deployment').metadata.name === 'api-gateway',
+      'Deployment name',
+    );
+    const svc = one(w, 'Service');
+    assert(
+      svc.metadata.name === 'api-gateway-service',
+      `Service name ${svc.metadata.name}`,
+    );
+    assert(
+      one(w, 'ConfigMap').data.BACKEND_URL ===
+        'http://sentiment-api-service:80',
+      'backend',
+    );
+  },
+);
 
-for (const [label, objs] of [['defaults', d], ['every toggle on', a]]) {
+for (const [label, objs] of [
+  ['defaults', d],
+  ['every toggle on', a],
+]) {
   check(`selectors and references agree (${label})`, () => {
     const deps = byKind(objs, 'Deployment');
-    const podLabels = (name) => deps.find((x) => x.metadata.name === name)?.spec.template.metadata.labels;
-    for (const dep of deps) assert(matches(dep.spec.selector.matchLabels, dep.spec.template.metadata.labels), `${dep.metadata.name} selector`);
+    const podLabels = (name) =>
+      deps.find((x) => x.metadata.name === name)?.spec.template.metadata.labels;
+    for (const dep of deps)
+      assert(
+        matches(
+          dep.spec.selector.matchLabels,
+          dep.spec.template.metadata.labels,
+        ),
+        `${dep.metadata.name} selector`,
+      );
     for (const svc of byKind(objs, 'Service')) {
-      const targets = deps.filter((x) => matches(svc.spec.selector, x.spec.template.metadata.labels));
-      assert(targets.length === 1, `Service ${svc.metadata.name} selects ${targets.length} Deployments`);
-      const ports = targets[0].spec.template.spec.containers[0].ports.map((p) => p.name);
-      for (const p of svc.spec.ports) assert(ports.includes(p.targetPort), `Service ${svc.metadata.name} targetPort ${p.targetPort}`);
+      const targets = deps.filter((x) =>
+        matches(svc.spec.selector, x.spec.template.metadata.labels),
+      );
+      assert(
+        targets.length === 1,
+        `Service ${svc.metadata.name} selects ${targets.length} Deployments`,
+      );
+      const ports = targets[0].spec.template.spec.containers[0].ports.map(
+        (p) => p.name,
+      );
+      for (const p of svc.spec.ports)
+        assert(
+          ports.includes(p.targetPort),
+          `Service ${svc.metadata.name} targetPort ${p.targetPort}`,
+        );
     }
-    const gw = deps.find((x) => x.metadata.labels['app.kubernetes.io/component'] === 'gateway');
+    const gw = deps.find(
+      (x) => x.metadata.labels['app.kubernetes.io/component'] === 'gateway',
+    );
     for (const np of byKind(objs, 'NetworkPolicy'))
-      assert(deps.some((x) => matches(np.spec.podSelector.matchLabels, x.spec.template.metadata.labels)), `NetworkPolicy ${np.metadata.name}`);
-    assert(matches(one(objs, 'PodDisruptionBudget').spec.selector.matchLabels, gw.spec.template.metadata.labels), 'PDB selector');
-    assert(one(objs, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name === gw.metadata.name, 'HPA target');
+      assert(
+        deps.some((x) =>
+          matches(
+            np.spec.podSelector.matchLabels,
+            x.spec.template.metadata.labels,
+          ),
+        ),
+        `NetworkPolicy ${np.metadata.name}`,
+      );
+    assert(
+      matches(
+        one(objs, 'PodDisruptionBudget').spec.selector.matchLabels,
+        gw.spec.template.metadata.labels,
+      ),
+      'PDB selector',
+    );
+    assert(
+      one(objs, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name ===
+        gw.metadata.name,
+      'HPA target',
+    );
     const spec = gw.spec.template.spec;
     const cmName = spec.containers[0].envFrom[0].configMapRef.name;
-    assert(one(objs, 'ConfigMap', (c) => c.metadata.name === cmName), 'envFrom ConfigMap');
+    assert(
+      one(objs, 'ConfigMap', (c) => c.metadata.name === cmName),
+      'envFrom ConfigMap',
+    );
     const secret = spec.containers[0].envFrom[1].secretRef.name;
-    assert(one(objs, 'Secret', (s) => s.metadata.name === secret), 'envFrom Secret');
+    assert(
+      one(objs, 'Secret', (s) => s.metadata.name === secret),
+      'envFrom Secret',
+    );
     const sa = spec.serviceAccountName;
-    assert(one(objs, 'ServiceAccount', (s) => s.metadata.name === sa), 'ServiceAccount');
+    assert(
+      one(objs, 'ServiceAccount', (s) => s.metadata.name === sa),
+      'ServiceAccount',
+    );
     for (const ing of byKind(objs, 'Ingress'))
       for (const rule of ing.spec.rules)
-        for (const p of rule.http.paths) assert(byKind(objs, 'Service').some((s) => s.metadata.name === p.backend.service.name), 'Ingress backend');
+        for (const p of rule.http.paths)
+          assert(
+            byKind(objs, 'Service').some(
+              (s) => s.metadata.name === p.backend.service.name,
+            ),
+            'Ingress backend',
+          );
     for (const sm of byKind(objs, 'ServiceMonitor')) {
-      const svc = byKind(objs, 'Service').find((s) => matches(sm.spec.selector.matchLabels, s.metadata.labels));
+      const svc = byKind(objs, 'Service').find((s) =>
+        matches(sm.spec.selector.matchLabels, s.metadata.labels),
+      );
       assert(svc, 'ServiceMonitor selects no Service');
-      assert(svc.spec.ports.some((p) => p.name === sm.spec.endpoints[0].port), 'ServiceMonitor port');
-      assert(svc.metadata.labels[sm.spec.jobLabel] === 'api-gateway', 'job label must be api-gateway (alerts select it)');
+      assert(
+        svc.spec.ports.some((p) => p.name === sm.spec.endpoints[0].port),
+        'ServiceMonitor port',
+      );
+      assert(
+        svc.metadata.labels[sm.spec.jobLabel] === 'api-gateway',
+        'job label must be api-gateway (alerts select it)',
+      );
       assert(podLabels(gw.metadata.name), 'gateway pods');
     }
   });
 }
 
-check('demo backend: gateway BACKEND_URL points at the demo Service, which runs node demo/server.mjs', () => {
-  const cm = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT);
-  const demoSvc = one(a, 'Service', (s) => s.metadata.labels['app.kubernetes.io/component'] === 'demo-backend');
-  assert(cm.data.BACKEND_URL === `http://${demoSvc.metadata.name}:80`, `BACKEND_URL ${cm.data.BACKEND_URL}`);
-  assert(!('BACKEND_URLS' in cm.data), 'BACKEND_URLS must be left out');
-  const demo = one(a, 'Deployment', (x) => x.metadata.labels['app.kubernetes.io/component'] === 'demo-backend');
-  const c = demo.spec.template.spec.containers[0];
-  assert(isDeepStrictEqual(c.command, ['node', 'demo/server.mjs']), 'demo command');
-  assert(c.image === one(a, 'Deployment', (x) => x !== demo).spec.template.spec.containers[0].image, 'demo uses the gateway image');
-});
+check(
+  'demo backend: gateway BACKEND_URL points at the demo Service, which runs node demo/server.mjs',
+  () => {
+    const cm = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT);
+    const demoSvc = one(
+      a,
+      'Service',
+      (s) =>
+        s.metadata.labels['app.kubernetes.io/component'] === 'demo-backend',
+    );
+    assert(
+      cm.data.BACKEND_URL === `http://${demoSvc.metadata.name}:80`,
+      `BACKEND_URL ${cm.data.BACKEND_URL}`,
+    );
+    assert(!('BACKEND_URLS' in cm.data), 'BACKEND_URLS must be left out');
+    const demo = one(
+      a,
+      'Deployment',
+      (x) =>
+        x.metadata.labels['app.kubernetes.io/component'] === 'demo-backend',
+    );
+    const c = demo.spec.template.spec.containers[0];
+    assert(
+      isDeepStrictEqual(c.command, ['node', 'demo/server.mjs']),
+      'demo command',
+    );
+    assert(
+      c.image ===
+        one(a, 'Deployment', (x) => x !== demo).spec.template.spec.containers[0]
+          .image,
+      'demo uses the gateway image',
+    );
+  },
+);
 
 check('only one of BACKEND_URL / BACKEND_URLS in the ConfigMap', () => {
   const def = one(d, 'ConfigMap').data;
   assert('BACKEND_URL' in def && !('BACKEND_URLS' in def), 'defaults');
   const multi = one(renders.noHpa, 'ConfigMap').data;
-  assert(multi.BACKEND_URLS === 'http://a:3000,http://b:3000' && !('BACKEND_URL' in multi), 'BACKEND_URLS');
+  assert(
+    multi.BACKEND_URLS === 'http://a:3000,http://b:3000' &&
+      !('BACKEND_URL' in multi),
+    'BACKEND_URLS',
+  );
 });
 
-check('metrics: METRICS_PORT adds a metrics port to the pod, Service, ServiceMonitor and scrape annotations', () => {
-  const gw = one(a, 'Deployment', (x) => x.metadata.labels['app.kubernetes.io/component'] === 'gateway');
-  assert(gw.spec.template.spec.containers[0].ports.some((p) => p.name === 'metrics' && p.containerPort === 9090), 'container port');
-  assert(gw.spec.template.metadata.annotations['prometheus.io/port'] === '9090', 'annotation');
-  const sm = one(a, 'ServiceMonitor');
-  assert(sm.spec.endpoints[0].port === 'metrics', 'ServiceMonitor port');
-  assert(sm.spec.endpoints[0].authorization?.credentials?.key === 'METRICS_API_KEY', 'ServiceMonitor bearer from the Secret');
-  const secret = one(a, 'Secret');
-  assert(Buffer.from(secret.data.API_KEYS, 'base64').toString() === 'key-one,key-two', 'API_KEYS in the Secret');
-  assert(!('API_KEYS' in one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data), 'API_KEYS must not be in the ConfigMap');
-});
+check(
+  'metrics: METRICS_PORT adds a metrics port to the pod, Service, ServiceMonitor and scrape annotations',
+  () => {
+    const gw = one(
+      a,
+      'Deployment',
+      (x) => x.metadata.labels['app.kubernetes.io/component'] === 'gateway',
+    );
+    assert(
+      gw.spec.template.spec.containers[0].ports.some(
+        (p) => p.name === 'metrics' && p.containerPort === 9090,
+      ),
+      'container port',
+    );
+    assert(
+      gw.spec.template.metadata.annotations['prometheus.io/port'] === '9090',
+      'annotation',
+    );
+    const sm = one(a, 'ServiceMonitor');
+    assert(sm.spec.endpoints[0].port === 'metrics', 'ServiceMonitor port');
+    assert(
+      sm.spec.endpoints[0].authorization?.credentials?.key ===
+        'METRICS_API_KEY',
+      'ServiceMonitor bearer from the Secret',
+    );
+    const secret = one(a, 'Secret');
+    assert(
+      Buffer.from(secret.data.API_KEYS, 'base64').toString() ===
+        'key-one,key-two',
+      'API_KEYS in the Secret',
+    );
+    assert(
+      !('API_KEYS' in one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data),
+      'API_KEYS must not be in the ConfigMap',
+    );
+  },
+);
 
 check('PrometheusRule ships files/alerts.yaml verbatim', () => {
   const rule = one(a, 'PrometheusRule');
   const file = parse(readFileSync(join(chart, 'files/alerts.yaml'), 'utf8'));
-  assert(isDeepStrictEqual(rule.spec, file), 'PrometheusRule spec differs from files/alerts.yaml');
-  assert(rule.metadata.labels.release === 'kube-prometheus-stack', 'extra labels');
+  assert(
+    isDeepStrictEqual(rule.spec, file),
+    'PrometheusRule spec differs from files/alerts.yaml',
+  );
+  assert(
+    rule.metadata.labels.release === 'kube-prometheus-stack',
+    'extra labels',
+  );
 });
 
-check('dashboard ConfigMap ships files/dashboard.json verbatim, with the sidecar label', () => {
-  const cm = one(a, 'ConfigMap', (c) => c.data?.['api-gateway.json']);
-  const file = JSON.parse(readFileSync(join(chart, 'files/dashboard.json'), 'utf8'));
-  assert(isDeepStrictEqual(JSON.parse(cm.data['api-gateway.json']), file), 'dashboard differs');
-  assert(cm.metadata.labels.grafana_dashboard === '1', 'sidecar label');
-  assert(cm.metadata.namespace === 'monitoring', 'dashboard namespace');
+check(
+  'dashboard ConfigMap ships files/dashboard.json verbatim, with the sidecar label',
+  () => {
+    const cm = one(a, 'ConfigMap', (c) => c.data?.['api-gateway.json']);
+    const file = JSON.parse(
+      readFileSync(join(chart, 'files/dashboard.json'), 'utf8'),
+    );
+    assert(
+      isDeepStrictEqual(JSON.parse(cm.data['api-gateway.json']), file),
+      'dashboard differs',
+    );
+    assert(cm.metadata.labels.grafana_dashboard === '1', 'sidecar label');
+    assert(cm.metadata.namespace === 'monitoring', 'dashboard namespace');
+  },
+);
+
+check('a restricted NetworkPolicy still lets the helm test pod in', () => {
+  const pod = one(a, 'Pod');
+  const np = one(
+    a,
+    'NetworkPolicy',
+    (n) => n.metadata.labels['app.kubernetes.io/component'] === 'gateway',
+  );
+  const http = np.spec.ingress.find((r) =>
+    r.ports.some((p) => p.port === 'http'),
+  );
+  assert(http.from.length > 1, 'ingressFrom not applied');
+  assert(
+    http.from.some(
+      (peer) =>
+        peer.podSelector &&
+        matches(peer.podSelector.matchLabels, pod.metadata.labels),
+    ),
+    'test pod not allowed',
+  );
 });
 
 check('helm test hook checks /health and /predict against the Service', () => {
   const pod = one(d, 'Pod');
-  assert(pod.metadata.annotations['helm.sh/hook'] === 'test', 'hook annotation');
+  assert(
+    pod.metadata.annotations['helm.sh/hook'] === 'test',
+    'hook annotation',
+  );
   const script = pod.spec.containers[0].command.join(' ');
   assert(script.includes('/health') && script.includes('/predict'), 'script');
   const gw = pod.spec.containers[0].env.find((e) => e.name === 'GATEWAY').value;
-  assert(gw === `http://${one(d, 'Service').metadata.name}:80`, `GATEWAY ${gw}`);
+  assert(
+    gw === `http://${one(d, 'Service').metadata.name}:80`,
+    `GATEWAY ${gw}`,
+  );
 });
 
 // --- bad values are refused -----------------------------------------------------------
@@ -335,14 +647,28 @@ const rejected = [
   [['--set', 'image.pullPolicy=Sometimes'], 'pullPolicy'],
   [['--set', 'auth.apiKeys=abc'], 'apiKeys'],
   [['--set', 'metrics.serviceMonitor.interval=often'], 'interval'],
-  [['--set', 'env.BACKEND_URL=http://a:1', '--set', 'env.BACKEND_URLS=http://b:1'], 'both set'],
-  [['--set', 'terminationGracePeriodSeconds=30'], 'terminationGracePeriodSeconds'],
+  [
+    [
+      '--set',
+      'env.BACKEND_URL=http://a:1',
+      '--set',
+      'env.BACKEND_URLS=http://b:1',
+    ],
+    'both set',
+  ],
+  [
+    ['--set', 'terminationGracePeriodSeconds=30'],
+    'terminationGracePeriodSeconds',
+  ],
 ];
 for (const [args, expect] of rejected) {
   check(`rejects ${args.filter((x) => x !== '--set').join(' ')}`, () => {
     const r = helm(['template', 'gw', chart, ...args]);
     assert(!r.ok, 'rendered without error');
-    assert(r.err.includes(expect), `error does not mention ${expect}: ${r.err.trim()}`);
+    assert(
+      r.err.includes(expect),
+      `error does not mention ${expect}: ${r.err.trim()}`,
+    );
   });
 }
 
@@ -353,35 +679,71 @@ check('helm package (CI-only files left out)', () => {
     const r = helm(['package', chart, '--destination', out]);
     assert(r.ok, r.err);
     const tgz = readdirSync(out).find((f) => f.endsWith('.tgz'));
-    const list = execFileSync('tar', ['tzf', join(out, tgz)], { encoding: 'utf8' });
+    const list = execFileSync('tar', ['tzf', join(out, tgz)], {
+      encoding: 'utf8',
+    });
     assert(!list.includes('/ci/'), 'ci/ is packaged');
-    for (const f of ['files/alerts.yaml', 'files/dashboard.json', 'values.schema.json', 'templates/tests/test-predict.yaml'])
-      assert(list.includes(`api-gateway/${f}`), `${f} missing from the package`);
+    for (const f of [
+      'files/alerts.yaml',
+      'files/dashboard.json',
+      'values.schema.json',
+      'templates/tests/test-predict.yaml',
+    ])
+      assert(
+        list.includes(`api-gateway/${f}`),
+        `${f} missing from the package`,
+      );
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
 });
 
 // --- no drift between the chart's env and the code ----------------------------------------
-check('rendered env (ConfigMap + Secret) matches the variables the code reads (vitest)', () => {
-  const r = spawnSync('npx', ['--no-install', 'vitest', 'run', '--config', 'scripts/vitest.deploy.config.ts'], {
-    cwd: root,
-    env: { ...process.env, HELM_BIN: helmBin, ...helmEnvOnly() },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error((r.stdout + r.stderr).split('\n').slice(-60).join('\n'));
-  const summary = (r.stdout.match(/Tests\s+.*$/m) ?? ['?'])[0];
-  console.log(`       ${summary.replace(/\x1b\[[0-9;]*m/g, '')}`);
-});
+check(
+  'rendered env (ConfigMap + Secret) matches the variables the code reads (vitest)',
+  () => {
+    const r = spawnSync(
+      'npx',
+      [
+        '--no-install',
+        'vitest',
+        'run',
+        '--config',
+        'scripts/vitest.deploy.config.ts',
+      ],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          HELM_BIN: helmBin,
+          NO_COLOR: '1',
+          FORCE_COLOR: '0',
+          ...helmEnvOnly(),
+        },
+        encoding: 'utf8',
+      },
+    );
+    if (r.status !== 0)
+      throw new Error((r.stdout + r.stderr).split('\n').slice(-60).join('\n'));
+    const summary = (r.stdout.match(/Tests\s+.*$/m) ?? ['?'])[0];
+    console.log(`       ${summary.replace(/\x1b\[[0-9;]*m/g, '')}`);
+  },
+);
 
 function helmEnvOnly() {
-  return { HELM_CONFIG_HOME: helmEnv.HELM_CONFIG_HOME, HELM_CACHE_HOME: helmEnv.HELM_CACHE_HOME, HELM_DATA_HOME: helmEnv.HELM_DATA_HOME };
+  return {
+    HELM_CONFIG_HOME: helmEnv.HELM_CONFIG_HOME,
+    HELM_CACHE_HOME: helmEnv.HELM_CACHE_HOME,
+    HELM_DATA_HOME: helmEnv.HELM_DATA_HOME,
+  };
 }
 
 rmSync(helmHome, { recursive: true, force: true });
 const secs = ((Date.now() - started) / 1000).toFixed(1);
 if (failures.length) {
-  console.log(`helm-check: ${failures.length} FAILED, ${passed} passed (${secs} s)`);
+  console.log(
+    `helm-check: ${failures.length} FAILED, ${passed} passed (${secs} s)`,
+  );
   process.exit(1);
 }
 console.log(`helm-check: all ${passed} checks passed (${secs} s)`);

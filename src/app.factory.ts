@@ -7,6 +7,7 @@ import {
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { genReqId } from './common/request-id.js';
+import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
 
 /**
@@ -20,6 +21,13 @@ export async function createApp(): Promise<NestFastifyApplication> {
     // Responses are ours to log (nestjs-pino); Fastify's own logger stays off.
     logger: false,
     routerOptions: { maxParamLength: 100 },
+    http: {
+      // Node checks header/request timeouts this often (its default, 30 s,
+      // would let a slowloris connection outlive HEADERS_TIMEOUT_MS by that much).
+      connectionsCheckingInterval: 1000,
+      // A missing Host is refused by RequestLimitsHook, with the JSON error.
+      requireHostHeader: false,
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule,
@@ -47,5 +55,24 @@ export async function createApp(): Promise<NestFastifyApplication> {
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.requestTimeoutMs;
+
+  const security = app.get<ConfigType<typeof securityConfig>>(
+    securityConfig.KEY,
+  );
+  if (security.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: security.corsOrigins.includes('*') ? '*' : security.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST'],
+      exposedHeaders: [
+        'X-Request-ID',
+        'Retry-After',
+        'RateLimit-Limit',
+        'RateLimit-Remaining',
+        'RateLimit-Reset',
+        'WWW-Authenticate',
+      ],
+      maxAge: 600,
+    });
+  }
   return app;
 }

@@ -2,8 +2,11 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { AppController } from './app.controller.js';
+import { AuthModule } from './auth/auth.module.js';
+import { ClientErrorHandler } from './common/client-error.handler.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { RequestIdInterceptor } from './common/request-id.interceptor.js';
+import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { securityConfig } from './config/security.config.js';
@@ -22,6 +25,7 @@ import { ProxyModule } from './proxy/proxy.module.js';
     }),
     LoggingModule,
     MetricsModule,
+    AuthModule,
     ProxyModule,
     HealthModule,
   ],
@@ -29,6 +33,8 @@ import { ProxyModule } from './proxy/proxy.module.js';
   providers: [
     { provide: APP_INTERCEPTOR, useClass: RequestIdInterceptor },
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
+    ClientErrorHandler,
+    RequestLimitsHook,
   ],
 })
 export class AppModule {}

@@ -16,6 +16,10 @@ import type {
 } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { REQUEST_ID_HEADER } from './request-id.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+
+/** Longest error message: a short reason, never a backend's text or a long echo. */
+const MAX_MESSAGE_LENGTH = 200;
 
 /** The one JSON error shape of the gateway. */
 export interface ErrorBody {
@@ -61,7 +65,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
         message = `Method ${request.method} not allowed on this path`;
         reply.header('allow', allowed.join(', '));
       } else {
-        message = `Cannot ${request.method} ${pathOf(request.url)}`;
+        message = `Cannot ${request.method} ${pathOf(request.url).slice(0, 100)}`;
       }
     }
     if (reply.sent || reply.raw.headersSent) {
@@ -71,11 +75,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const body: ErrorBody = {
       statusCode: status,
       error: STATUS_CODES[status] ?? 'Error',
-      message,
+      message: message.slice(0, MAX_MESSAGE_LENGTH),
       request_id: request.id,
     };
     void reply
       .code(status)
+      .headers(SECURITY_HEADERS)
       .header(REQUEST_ID_HEADER, request.id)
       .header('content-type', 'application/json; charset=utf-8')
       .send(JSON.stringify(body));

@@ -1,12 +1,24 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 /**
  * Facts about one request that the proxy learns and the access log reports.
  * Kept on the raw Node request so the access-log line can read them
  * without a lookup.
  */
 export interface GatewayRequestInfo {
+  /** The request id (set by `genReqId`). */
+  requestId?: string;
   backend?: string;
   backendStatus?: number | 'error';
   backendDurationMs?: number;
+  /** Short id of the API key that authenticated the request (never the key). */
+  keyId?: string;
+  /**
+   * Status to count when the response could not be finished by the gateway's
+   * own choice: the client-error handler answered on the socket (4xx), or a
+   * streamed answer was cut (502 backend reset, 504 stall). Unset: 499.
+   */
+  cutStatus?: number;
 }
 
 declare module 'node:http' {
@@ -16,3 +28,16 @@ declare module 'node:http' {
 }
 
 export const UNMATCHED_ROUTE = 'unmatched';
+
+/**
+ * The status a finished exchange counts with: the one sent, 499 (nginx's
+ * "client closed request") when the client left before the answer ended, or
+ * the status the gateway gave when it cut the exchange itself (`cutStatus`).
+ */
+export function finalStatus(
+  request: IncomingMessage,
+  response: ServerResponse,
+): number {
+  if (response.writableFinished) return response.statusCode;
+  return request.gateway?.cutStatus ?? 499;
+}

@@ -1,16 +1,23 @@
 import fc from 'fast-check';
 import { requestIdFor } from './request-id.js';
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const ALLOWED = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-'.split('');
+const UUID_V4 =
+  /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const ALLOWED =
+  'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-'.split(
+    '',
+  );
 
 describe('requestIdFor', () => {
   it('keeps any id of 1..128 allowed characters', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...ALLOWED), { minLength: 1, maxLength: 128 }), (chars) => {
-        const id = chars.join('');
-        expect(requestIdFor(id)).toBe(id);
-      }),
+      fc.property(
+        fc.array(fc.constantFrom(...ALLOWED), { minLength: 1, maxLength: 128 }),
+        (chars) => {
+          const id = chars.join('');
+          expect(requestIdFor(id)).toBe(id);
+        },
+      ),
     );
   });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import './request-context.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -14,5 +15,8 @@ export function requestIdFor(header: string | string[] | undefined): string {
 
 /** Fastify's `genReqId`: the id every log line, header and metric of the request uses. */
 export function genReqId(req: IncomingMessage): string {
-  return requestIdFor(req.headers[REQUEST_ID_HEADER]);
+  const id = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+  // Kept on the raw request too, for answers written below Fastify (client errors).
+  (req.gateway ??= {}).requestId = id;
+  return id;
 }

@@ -11,8 +11,11 @@ import {
   type BackendReport,
 } from '../proxy/backend.indicator.js';
 import { ShutdownService } from './shutdown.service.js';
+import { Public } from '../auth/public.decorator.js';
 import { backendConfig } from '../config/backend.config.js';
 
+// Probes stay open whatever the access settings.
+@Public()
 @Controller('health')
 export class HealthController {
   constructor(

@@ -2,7 +2,7 @@ import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { UNMATCHED_ROUTE } from '../common/request-context.js';
+import { finalStatus, UNMATCHED_ROUTE } from '../common/request-context.js';
 
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
 
@@ -18,8 +18,10 @@ export class AccessLogHook implements OnApplicationBootstrap {
 
   onApplicationBootstrap(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    fastify.addHook('onResponse', (request, reply, done) => {
-      this.log(request, reply);
+    // On the response's close, not Fastify's onResponse: that one never fires
+    // for a client that left before the answer.
+    fastify.addHook('onRequest', (request, reply, done) => {
+      reply.raw.once('close', () => this.log(request, reply));
       done();
     });
   }
@@ -29,7 +31,7 @@ export class AccessLogHook implements OnApplicationBootstrap {
     const logger = (request.raw as { allLogs?: Logger[] }).allLogs?.at(-1);
     if (!logger) return;
     const finished = reply.raw.writableFinished;
-    const status = finished ? reply.statusCode : 499;
+    const status = finalStatus(request.raw, reply.raw);
     const level =
       status >= 500
         ? 'error'
@@ -53,8 +55,13 @@ export class AccessLogHook implements OnApplicationBootstrap {
         backend: info?.backend,
         backend_status: info?.backendStatus,
         backend_duration_ms: info?.backendDurationMs,
+        key_id: info?.keyId,
       },
-      finished ? 'request completed' : 'request aborted by client',
+      finished
+        ? 'request completed'
+        : status === 499
+          ? 'request aborted by client'
+          : 'request rejected',
     );
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UNMATCHED_ROUTE } from '../common/request-context.js';
+import { finalStatus, UNMATCHED_ROUTE } from '../common/request-context.js';
 import { MetricsService } from './metrics.service.js';
 
 const KNOWN_METHODS = new Set([
@@ -15,9 +15,11 @@ const KNOWN_METHODS = new Set([
 ]);
 
 /**
- * Counts every response, 404s and body-limit errors included, from a Fastify
- * `onResponse` hook: an interceptor would only see matched routes. The
- * endpoint label is the route pattern, never the raw path.
+ * Counts every exchange, 404s and body-limit errors included, when its
+ * response closes: an interceptor would only see matched routes, and
+ * Fastify's `onResponse` never fires for a client that left before the
+ * answer (counted here as 499). The endpoint label is the route pattern,
+ * never the raw path.
  */
 @Injectable()
 export class HttpMetricsHook implements OnModuleInit {
@@ -28,8 +30,8 @@ export class HttpMetricsHook implements OnModuleInit {
 
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    fastify.addHook('onResponse', (request, reply, done) => {
-      this.record(request, reply);
+    fastify.addHook('onRequest', (request, reply, done) => {
+      reply.raw.once('close', () => this.record(request, reply));
       done();
     });
   }
@@ -37,10 +39,7 @@ export class HttpMetricsHook implements OnModuleInit {
   private record(request: FastifyRequest, reply: FastifyReply): void {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     const endpoint = request.routeOptions.url ?? UNMATCHED_ROUTE;
-    // A client that went away before the answer was written: nginx's 499.
-    const status = reply.raw.writableFinished
-      ? String(reply.statusCode)
-      : '499';
+    const status = String(finalStatus(request.raw, reply.raw));
     this.metrics.httpRequests.labels(method, endpoint, status).inc();
     this.metrics.httpDuration
       .labels(method, endpoint)

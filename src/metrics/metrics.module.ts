@@ -1,6 +1,8 @@
 import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { HttpMetricsHook } from './http-metrics.hook.js';
+import { MetricsController } from './metrics.controller.js';
+import { MetricsServer } from './metrics-server.service.js';
 import { MetricsService } from './metrics.service.js';
 
 @Global()
@@ -8,10 +10,11 @@ import { MetricsService } from './metrics.service.js';
   imports: [
     PrometheusModule.register({
       path: '/metrics',
+      controller: MetricsController,
       defaultMetrics: { enabled: true },
     }),
   ],
-  providers: [MetricsService, HttpMetricsHook],
+  providers: [MetricsService, HttpMetricsHook, MetricsServer],
   exports: [MetricsService],
 })
 export class MetricsModule {}

@@ -31,6 +31,8 @@ export function endToEndHeaders(
 }
 
 export interface ForwardedFor {
+  /** Drop Authorization and X-API-Key (the gateway's own API keys are on). */
+  stripCredentials?: boolean;
   clientIp: string | undefined;
   proto: string;
   host: string | undefined;
@@ -43,6 +45,10 @@ export function backendRequestHeaders(
   forwarded: ForwardedFor,
 ): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = endToEndHeaders(headers);
+  if (forwarded.stripCredentials) {
+    delete out.authorization;
+    delete out['x-api-key'];
+  }
   const prior = headers['x-forwarded-for'];
   out['x-forwarded-for'] = prior
     ? `${String(prior)}, ${forwarded.clientIp ?? 'unknown'}`

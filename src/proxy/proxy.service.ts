@@ -20,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { firstValueFrom } from 'rxjs';
 import '../common/request-context.js';
 import { backendConfig } from '../config/backend.config.js';
+import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import {
@@ -89,7 +90,15 @@ export class ProxyService implements OnApplicationShutdown {
     private readonly config: ConfigType<typeof backendConfig>,
     @Inject(serverConfig.KEY)
     private readonly server: ConfigType<typeof serverConfig>,
-  ) {}
+    @Inject(securityConfig.KEY)
+    security: ConfigType<typeof securityConfig>,
+  ) {
+    // The gateway's own API key is for the gateway: never passed on.
+    this.stripCredentials =
+      security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
+  }
+
+  private readonly stripCredentials: boolean;
 
   onApplicationShutdown(): void {
     (this.http.axiosRef.defaults.httpAgent as Agent | undefined)?.destroy();
@@ -115,6 +124,7 @@ export class ProxyService implements OnApplicationShutdown {
       endpoint,
       pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
       headers: backendRequestHeaders(request.headers, {
+        stripCredentials: this.stripCredentials,
         clientIp: request.ip,
         proto: request.protocol,
         host: request.headers.host,
@@ -320,6 +330,16 @@ export class ProxyService implements OnApplicationShutdown {
     const payload = buffered
       ? await readBody(response.data, signal)
       : response.data;
+    if (!buffered) {
+      // Once streaming, a backend failure can only cut the client's answer:
+      // count it as the 502/504 it is, not as a client abort (499).
+      response.data.once('error', () => {
+        if (exchange.signal.reason === CLIENT_GONE) return;
+        (exchange.request.raw.gateway ??= {}).cutStatus = signal.aborted
+          ? 504
+          : 502;
+      });
+    }
     reply.code(response.status);
     const headers = endToEndHeaders(response.headers as IncomingHttpHeaders);
     for (const name in headers) reply.header(name, headers[name]);
