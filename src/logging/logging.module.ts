@@ -1,7 +1,7 @@
 import { Module, RequestMethod } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
-import { stdTimeFunctions } from 'pino';
+import { destination, stdTimeFunctions } from 'pino';
 import { loggingConfig } from '../config/logging.config.js';
 import { AccessLogHook } from './access-log.hook.js';
 
@@ -13,24 +13,30 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
       inject: [loggingConfig.KEY],
       useFactory: (config: ConfigType<typeof loggingConfig>) => ({
         forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
-        pinoHttp: {
-          level: config.level,
-          base: { service: 'api-gateway' },
-          timestamp: stdTimeFunctions.isoTime,
-          formatters: { level: (label: string) => ({ level: label }) },
-          redact: {
-            paths: REDACTED_HEADERS.flatMap((h) => [
-              `req.headers["${h}"]`,
-              `headers["${h}"]`,
-            ]),
-            censor: '[REDACTED]',
+        pinoHttp: [
+          {
+            level: config.level,
+            base: { service: 'api-gateway' },
+            timestamp: stdTimeFunctions.isoTime,
+            formatters: { level: (label: string) => ({ level: label }) },
+            redact: {
+              paths: REDACTED_HEADERS.flatMap((h) => [
+                `req.headers["${h}"]`,
+                `headers["${h}"]`,
+              ]),
+              censor: '[REDACTED]',
+            },
+            customAttributeKeys: { reqId: 'request_id' },
+            quietReqLogger: true,
+            quietResLogger: true,
+            // The access line is AccessLogHook's; pino-http gives each request its child logger.
+            autoLogging: false,
           },
-          customAttributeKeys: { reqId: 'request_id' },
-          quietReqLogger: true,
-          quietResLogger: true,
-          // The access line is AccessLogHook's; pino-http gives each request its child logger.
-          autoLogging: false,
-        },
+          // Asynchronous stdout: a line per request must not cost a blocking
+          // write() each; lines written while one write is pending go out
+          // together, and pino flushes what is left when the process exits.
+          destination({ dest: 1, sync: false, maxLength: 16 * 1024 * 1024 }),
+        ],
       }),
     }),
   ],
