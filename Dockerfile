@@ -33,7 +33,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY demo ./demo
-# The runtime needs node alone: package managers are dead weight and attack surface.
+# The runtime needs node alone: no package manager to run (or to misuse) in production.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn* /opt/yarn*
 USER 65532:65532

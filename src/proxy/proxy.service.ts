@@ -77,6 +77,7 @@ interface Exchange {
 @Injectable()
 export class ProxyService implements OnApplicationShutdown {
   private readonly logger = new Logger(ProxyService.name);
+  private readonly stripCredentials: boolean;
   private readonly series = new Map<
     string,
     { record(seconds: number): void }
@@ -97,8 +98,6 @@ export class ProxyService implements OnApplicationShutdown {
     this.stripCredentials =
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
   }
-
-  private readonly stripCredentials: boolean;
 
   onApplicationShutdown(): void {
     (this.http.axiosRef.defaults.httpAgent as Agent | undefined)?.destroy();
