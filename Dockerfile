@@ -39,5 +39,4 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
 USER 65532:65532
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-# A small young generation keeps RSS down (see README, Performance).
-CMD ["node", "--max-semi-space-size=1", "dist/main.js"]
+CMD ["node", "dist/main.js"]

@@ -43,6 +43,22 @@ describe('Proxy (e2e)', () => {
     expect(sent.headers['content-type']).toBe('application/json');
   });
 
+  it('keeps the path of a backend URL as a prefix', async () => {
+    const prefixed = await startGateway({
+      BACKEND_URL: `${upstream.url}/v1/`,
+      RETRY_ATTEMPTS: '0',
+    });
+    try {
+      await request(prefixed.url).post('/predict?x=1').send('{}').expect(200);
+      const urls = upstream.received.map((r) => r.url);
+      expect(urls).toContain('/v1/predict?x=1');
+      expect(urls).toContain('/v1/healthz'); // the probe too
+      expect(urls).not.toContain('/predict?x=1');
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it('forwards /batch_predict to the same path', async () => {
     upstream.handler = (_req, res) =>
       json(res, 200, { results: [], metadata: { count: 0 }, request_id: 'x' });

@@ -265,8 +265,10 @@ export class BackendPoolService
     let error: string | null = null;
     try {
       const response = await firstValueFrom(
-        this.http.get<Readable>(backend.url + this.config.healthPath, {
+        this.http.get<Readable>(this.config.healthPath, {
+          baseURL: backend.url,
           signal: abort.signal,
+          responseType: 'stream', // see ProxyService.attempt
           headers: { 'user-agent': 'api-gateway-health-check' },
         }),
       );

@@ -6,7 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { BackendPoolService } from './backend-pool.service.js';
 import { BackendHealthIndicator } from './backend.indicator.js';
 import { PredictController } from './predict.controller.js';
-import { nodeHttpAdapter } from './node-http.adapter.js';
+import { createNodeHttpAdapter } from './node-http.adapter.js';
 import { ProxyService } from './proxy.service.js';
 
 // Keep-alive to the backends: a new TCP handshake per request would cost more
@@ -23,20 +23,19 @@ const agentOptions = {
     TerminusModule,
     HttpModule.registerAsync({
       useFactory: () => ({
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
         // A byte-for-byte proxy: the answer comes back as the raw stream,
         // whatever its status, never redirected, decompressed or converted.
         // Set once here so each request's config stays small for axios to merge.
-        adapter: nodeHttpAdapter,
+        adapter: createNodeHttpAdapter({
+          http: new HttpAgent(agentOptions),
+          https: new HttpsAgent(agentOptions),
+        }),
         responseType: 'stream',
         validateStatus: null,
         maxRedirects: 0,
         decompress: false,
         transformRequest: [(data: unknown) => data],
         transformResponse: [],
-        maxBodyLength: Infinity,
-        maxContentLength: Infinity,
         proxy: false,
       }),
     }),

@@ -11,11 +11,7 @@ import {
 import type { ConfigType } from '@nestjs/config';
 import type { AxiosResponse, RawAxiosRequestHeaders } from 'axios';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type {
-  Agent,
-  IncomingHttpHeaders,
-  OutgoingHttpHeaders,
-} from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { firstValueFrom } from 'rxjs';
 import '../common/request-context.js';
@@ -29,6 +25,7 @@ import {
   transportError,
 } from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
+import { destroyAdapter } from './node-http.adapter.js';
 
 type FailureReason = 'connect' | 'reset' | 'try_timeout' | 'timeout' | 'status';
 
@@ -100,8 +97,7 @@ export class ProxyService implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    (this.http.axiosRef.defaults.httpAgent as Agent | undefined)?.destroy();
-    (this.http.axiosRef.defaults.httpsAgent as Agent | undefined)?.destroy();
+    destroyAdapter(this.http.axiosRef.defaults.adapter);
   }
 
   async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -224,11 +220,16 @@ export class ProxyService implements OnApplicationShutdown {
       try {
         response = await firstValueFrom(
           this.http.request<Readable>({
-            url: backend.url + exchange.pathAndQuery,
+            baseURL: backend.url,
+            url: exchange.pathAndQuery,
             method: exchange.request.method,
             headers: exchange.headers as RawAxiosRequestHeaders,
             data: exchange.body,
             signal,
+            // Repeated per request although it is the default: @nestjs/axios
+            // reads it here and otherwise cancels every finished request,
+            // building a CanceledError (with a stack) each time.
+            responseType: 'stream',
           }),
         );
       } catch (err) {
