@@ -726,6 +726,7 @@ check(
     if (r.status !== 0)
       throw new Error((r.stdout + r.stderr).split('\n').slice(-60).join('\n'));
     const summary = (r.stdout.match(/Tests\s+.*$/m) ?? ['?'])[0];
+    // eslint-disable-next-line no-control-regex -- strips ANSI colours from vitest output
     console.log(`       ${summary.replace(/\x1b\[[0-9;]*m/g, '')}`);
   },
 );
