@@ -8,13 +8,9 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type {
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  HTTPMethods,
-} from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
+import { HTTP_METHODS } from './request-context.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
@@ -28,16 +24,6 @@ export interface ErrorBody {
   message: string;
   request_id: string;
 }
-
-const METHODS: HTTPMethods[] = [
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'PATCH',
-  'OPTIONS',
-];
 
 /**
  * Maps every error (Nest HttpExceptions, Fastify's own errors such as 413 or
@@ -90,7 +76,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const instance =
       this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     const path = pathOf(url);
-    return METHODS.filter((method) => instance.hasRoute({ method, url: path }));
+    return HTTP_METHODS.filter((method) =>
+      instance.hasRoute({ method, url: path }),
+    );
   }
 }
 

@@ -29,6 +29,17 @@ declare module 'node:http' {
 
 export const UNMATCHED_ROUTE = 'unmatched';
 
+/** The methods the gateway knows; any other counts as OTHER in metrics. */
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+] as const;
+
 /**
  * The status a finished exchange counts with: the one sent, 499 (nginx's
  * "client closed request") when the client left before the answer ended, or

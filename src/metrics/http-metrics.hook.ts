@@ -1,18 +1,14 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { finalStatus, UNMATCHED_ROUTE } from '../common/request-context.js';
+import {
+  finalStatus,
+  HTTP_METHODS,
+  UNMATCHED_ROUTE,
+} from '../common/request-context.js';
 import { MetricsService } from './metrics.service.js';
 
-const KNOWN_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'PATCH',
-  'OPTIONS',
-]);
+const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
 
 /**
  * Counts every exchange, 404s and body-limit errors included, when its
