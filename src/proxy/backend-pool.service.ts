@@ -12,6 +12,7 @@ import type { Gauge } from 'prom-client';
 import { firstValueFrom } from 'rxjs';
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { RetryBudget } from './retry-budget.js';
 
 export type BackendState = 'healthy' | 'unhealthy' | 'ejected';
 
@@ -56,13 +57,7 @@ export class BackendPoolService
   private firstProbes: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private nextRoundRobin = 0;
-  private readonly budget = {
-    second: 0,
-    requests: 0,
-    retries: 0,
-    prevRequests: 0,
-    prevRetries: 0,
-  };
+  private readonly budget: RetryBudget;
 
   constructor(
     @Inject(backendConfig.KEY)
@@ -70,6 +65,7 @@ export class BackendPoolService
     private readonly http: HttpService,
     private readonly metrics: MetricsService,
   ) {
+    this.budget = new RetryBudget(config.retryBudgetPercent);
     this.backends = config.urls.map((url) => ({
       url,
       healthy: true,
@@ -154,39 +150,14 @@ export class BackendPoolService
 
   /** Counts a client request toward the retry budget's base. */
   countRequest(): void {
-    this.rollBudget();
-    this.budget.requests++;
+    this.budget.countRequest();
   }
 
   /** Takes one retry from the budget; false when recent traffic affords none. */
   takeRetry(): boolean {
-    this.rollBudget();
-    const b = this.budget;
-    const weight = 1 - (Date.now() % 1000) / 1000;
-    const requests = b.requests + b.prevRequests * weight;
-    const retries = b.retries + b.prevRetries * weight;
-    const allowed = Math.max(
-      3,
-      (requests * this.config.retryBudgetPercent) / 100,
-    );
-    if (retries + 1 > allowed) {
-      this.metrics.retryBudgetExhausted.inc();
-      return false;
-    }
-    b.retries++;
-    return true;
-  }
-
-  private rollBudget(): void {
-    const second = Math.floor(Date.now() / 1000);
-    const b = this.budget;
-    if (second === b.second) return;
-    const adjacent = second === b.second + 1;
-    b.prevRequests = adjacent ? b.requests : 0;
-    b.prevRetries = adjacent ? b.retries : 0;
-    b.requests = 0;
-    b.retries = 0;
-    b.second = second;
+    if (this.budget.take()) return true;
+    this.metrics.retryBudgetExhausted.inc();
+    return false;
   }
 
   private eject(backend: Backend): void {
