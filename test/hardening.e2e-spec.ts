@@ -599,23 +599,7 @@ describe('Hardening: faults from backends (e2e)', () => {
       res.write(Buffer.alloc(8192));
       setTimeout(() => res.socket?.destroy(), 50);
     };
-    const outcome = await new Promise<string>((resolve) => {
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: new URL(gw.url).port,
-          method: 'POST',
-          path: '/predict',
-        },
-        (res) => {
-          res.on('data', () => undefined);
-          res.on('end', () => resolve('clean end'));
-          res.on('error', () => resolve('aborted'));
-        },
-      );
-      req.on('error', () => resolve('aborted'));
-      req.end('{}');
-    });
+    const outcome = await streamedAnswerOutcome(gw.url);
     expect(outcome).toBe('aborted');
     await request(gw.url).get('/health/live').expect(200);
   });
@@ -719,23 +703,7 @@ describe('Hardening: faults from backends (e2e)', () => {
       res.write('first');
     };
     const started = Date.now();
-    const outcome = await new Promise<string>((resolve) => {
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: new URL(gw.url).port,
-          method: 'POST',
-          path: '/predict',
-        },
-        (res) => {
-          res.on('data', () => undefined);
-          res.on('end', () => resolve('clean end'));
-          res.on('error', () => resolve('aborted'));
-        },
-      );
-      req.on('error', () => resolve('aborted'));
-      req.end('{}');
-    });
+    const outcome = await streamedAnswerOutcome(gw.url);
     expect(outcome).toBe('aborted');
     expect(Date.now() - started).toBeLessThan(3500);
   });
@@ -855,4 +823,25 @@ async function garbageServer(): Promise<Server> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return server;
+}
+
+/** POSTs /predict and reads the whole answer: did it end cleanly or was it cut? */
+function streamedAnswerOutcome(base: string): Promise<'clean end' | 'aborted'> {
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: new URL(base).port,
+        method: 'POST',
+        path: '/predict',
+      },
+      (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve('clean end'));
+        res.on('error', () => resolve('aborted'));
+      },
+    );
+    req.on('error', () => resolve('aborted'));
+    req.end('{}');
+  });
 }
