@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Production image of the api-gateway.
 # NODE_IMAGE is any Debian-based image with node and npm on PATH: the public
-# default, or a local base (scripts/image-check.sh builds one without a registry).
+# default, or a local base (.ci/image-check.sh builds one without a registry).
 ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
 
 # --- build: compile TypeScript with the dev dependencies ----------------------
@@ -11,7 +11,7 @@ ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=fals
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
-COPY scripts ./scripts
+COPY esbuild.config.mjs ./
 COPY src ./src
 RUN npm run build
 

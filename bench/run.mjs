@@ -181,12 +181,12 @@ if (cfg.targets.includes('gateway') && process.env.BENCH_GATEWAY_DIST) {
   if (!fs.existsSync(mainJs))
     throw new Error('dist/main.js missing: npm run build');
   gatewayDist = snapshotDist();
-  // `npm run build` = `nest build` + scripts/bundle.mjs. A dist/ from `nest build` alone (watch mode, demo)
+  // `npm run build` = `nest build` + esbuild.config.mjs. A dist/ from `nest build` alone (watch mode, demo)
   // is unbundled: bundle the snapshot the same way so start-up and memory are production's.
   const buildScript =
     JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts
       ?.build ?? '';
-  const bundler = /node (scripts\/bundle\.mjs)/.exec(buildScript)?.[1];
+  const bundler = /node (esbuild\.config\.mjs)/.exec(buildScript)?.[1];
   if (bundler && fs.statSync(mainJs).size < 50_000) {
     log(`dist/main.js is not bundled: running ${bundler} on the snapshot`);
     const link = path.join(path.dirname(gatewayDist), 'dist'); // the bundler works on ./dist

@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Deployment checks that need the TypeScript sources (run by scripts/helm-check.mjs).
+// Deployment checks that need the TypeScript sources (run by .ci/helm-check.mjs).
 export default defineConfig({
   test: {
     root: './',
-    include: ['scripts/**/*.spec.ts'],
+    include: ['.ci/**/*.spec.ts'],
     testTimeout: 60_000,
   },
 });

@@ -11,7 +11,7 @@
 //     alerts select exists in the live scrape;
 //  5. every dashboard panel query (files/dashboard.json) is run through
 //     Prometheus' HTTP API and must neither error nor come back empty.
-// Usage: node scripts/monitoring-check.mjs [--rules-only]
+// Usage: node .ci/monitoring-check.mjs [--rules-only]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
@@ -105,7 +105,7 @@ log(
 );
 const helmBin =
   process.env.HELM_BIN ||
-  execFileSync(join(root, 'scripts/ensure-helm.sh'), {
+  execFileSync(join(root, '.ci/ensure-helm.sh'), {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();

@@ -33,7 +33,7 @@ const helmEnv = {
 };
 const helmBin =
   process.env.HELM_BIN ||
-  execFileSync(join(root, 'scripts/ensure-helm.sh'), {
+  execFileSync(join(root, '.ci/ensure-helm.sh'), {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();
@@ -709,7 +709,7 @@ check(
         'vitest',
         'run',
         '--config',
-        'scripts/vitest.deploy.config.ts',
+        '.ci/vitest.deploy.config.ts',
       ],
       {
         cwd: root,
