@@ -10,6 +10,7 @@ import {
 import type { Duplex } from 'node:stream';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { UNMATCHED_ROUTE } from './request-context.js';
+import { errorBody } from './http-exception.filter.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
 /** Node's parser errors (llhttp codes) and timeouts, as status and a short reason. */
@@ -116,12 +117,7 @@ export class ClientErrorHandler implements OnModuleInit {
       count = true,
     }: { method?: string; code?: string; requestId?: string; count?: boolean },
   ): void {
-    const body = JSON.stringify({
-      statusCode: status,
-      error: STATUS_CODES[status] ?? 'Error',
-      message: reason,
-      request_id: requestId,
-    });
+    const body = JSON.stringify(errorBody(status, reason, requestId));
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
     head += 'content-type: application/json; charset=utf-8\r\n';
     head += `content-length: ${Buffer.byteLength(body)}\r\n`;

@@ -10,7 +10,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import { HTTP_METHODS } from './request-context.js';
+import { HTTP_METHODS, pathOf } from './request-context.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
@@ -58,12 +58,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       reply.raw.destroy();
       return;
     }
-    const body: ErrorBody = {
-      statusCode: status,
-      error: STATUS_CODES[status] ?? 'Error',
-      message: message.slice(0, MAX_MESSAGE_LENGTH),
-      request_id: request.id,
-    };
+    const body = errorBody(status, message, request.id);
     void reply
       .code(status)
       .headers(SECURITY_HEADERS)
@@ -82,9 +77,18 @@ export class HttpExceptionFilter implements ExceptionFilter {
   }
 }
 
-function pathOf(url: string): string {
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
+/** The one error shape, for every answer the gateway makes itself. */
+export function errorBody(
+  status: number,
+  message: string,
+  requestId: string,
+): ErrorBody {
+  return {
+    statusCode: status,
+    error: STATUS_CODES[status] ?? 'Error',
+    message: message.slice(0, MAX_MESSAGE_LENGTH),
+    request_id: requestId,
+  };
 }
 
 function describe(exception: unknown): { status: number; message: string } {

@@ -52,3 +52,9 @@ export function finalStatus(
   if (response.writableFinished) return response.statusCode;
   return request.gateway?.cutStatus ?? 499;
 }
+
+/** The path of a request URL, without its query string. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

@@ -2,7 +2,11 @@ import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { finalStatus, UNMATCHED_ROUTE } from '../common/request-context.js';
+import {
+  finalStatus,
+  pathOf,
+  UNMATCHED_ROUTE,
+} from '../common/request-context.js';
 
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
 
@@ -43,11 +47,10 @@ export class AccessLogHook implements OnApplicationBootstrap {
     if (!logger.isLevelEnabled(level)) return;
     const info = request.raw.gateway;
     const length = reply.getHeader('content-length');
-    const q = request.url.indexOf('?');
     logger[level](
       {
         method: request.method,
-        path: q === -1 ? request.url : request.url.slice(0, q),
+        path: pathOf(request.url),
         route: request.routeOptions.url ?? UNMATCHED_ROUTE,
         status,
         duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,

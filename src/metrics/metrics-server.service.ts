@@ -10,13 +10,13 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import {
   createServer,
-  STATUS_CODES,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http';
 import { register } from 'prom-client';
 import { keyDigest, matchKey, presentedKey } from '../auth/api-key.js';
+import { errorBody } from '../common/http-exception.filter.js';
 import { SECURITY_HEADERS } from '../common/security-headers.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
@@ -100,12 +100,5 @@ function error(res: ServerResponse, status: number, message: string): void {
     'x-request-id': requestId,
     ...SECURITY_HEADERS,
   });
-  res.end(
-    JSON.stringify({
-      statusCode: status,
-      error: STATUS_CODES[status] ?? 'Error',
-      message,
-      request_id: requestId,
-    }),
-  );
+  res.end(JSON.stringify(errorBody(status, message, requestId)));
 }
