@@ -1,12 +1,14 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, UseInterceptors } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { readFileSync } from 'node:fs';
+import { RequestIdInterceptor } from './common/request-id.interceptor.js';
 import { serverConfig } from './config/server.config.js';
 
 const { version } = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
 
+@UseInterceptors(RequestIdInterceptor)
 @Controller()
 export class AppController {
   constructor(

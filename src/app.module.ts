@@ -1,11 +1,10 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { AppController } from './app.controller.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ClientErrorHandler } from './common/client-error.handler.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
-import { RequestIdInterceptor } from './common/request-id.interceptor.js';
 import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
 import { loggingConfig } from './config/logging.config.js';
@@ -31,7 +30,6 @@ import { ProxyModule } from './proxy/proxy.module.js';
   ],
   controllers: [AppController],
   providers: [
-    { provide: APP_INTERCEPTOR, useClass: RequestIdInterceptor },
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     ClientErrorHandler,
     RequestLimitsHook,

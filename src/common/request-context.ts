@@ -21,7 +21,7 @@ export interface GatewayRequestInfo {
   cutStatus?: number;
 }
 
-declare module 'node:http' {
+declare module 'http' {
   interface IncomingMessage {
     gateway?: GatewayRequestInfo;
   }

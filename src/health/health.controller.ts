@@ -1,4 +1,11 @@
-import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  HttpStatus,
+  Inject,
+  Res,
+  UseInterceptors,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import {
   HealthCheckService,
@@ -12,11 +19,13 @@ import {
   type BackendReport,
 } from '../proxy/backend.indicator.js';
 import { Public } from '../auth/public.decorator.js';
+import { RequestIdInterceptor } from '../common/request-id.interceptor.js';
 import { backendConfig } from '../config/backend.config.js';
 import { ShutdownService } from './shutdown.service.js';
 
 // Probes stay open whatever the access settings.
 @Public()
+@UseInterceptors(RequestIdInterceptor)
 @Controller('health')
 export class HealthController {
   constructor(

@@ -1,7 +1,7 @@
 import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
+import { PinoLogger } from 'nestjs-pino';
 import {
   finalStatus,
   pathOf,
@@ -11,10 +11,11 @@ import {
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
 
 /**
- * One access-log line per request, written when the response ends, through the
- * request's pino child logger (so it carries the request id). It is a Fastify
- * hook rather than pino-http's auto logging because only Fastify knows the
- * matched route and the bytes it sent.
+ * One access-log line per request, written when the response ends, from a
+ * plain object through the application's one pino logger (no child logger per
+ * request: the request id is a field of the line). It is a Fastify hook
+ * rather than pino-http's auto logging because only Fastify knows the matched
+ * route and the bytes it sent.
  */
 @Injectable()
 export class AccessLogHook implements OnApplicationBootstrap {
@@ -31,9 +32,7 @@ export class AccessLogHook implements OnApplicationBootstrap {
   }
 
   private log(request: FastifyRequest, reply: FastifyReply): void {
-    // pino-http's per-request child (raw.log is Fastify's no-op logger under middie).
-    const logger = (request.raw as { allLogs?: Logger[] }).allLogs?.at(-1);
-    if (!logger) return;
+    const logger = PinoLogger.root;
     const finished = reply.raw.writableFinished;
     const status = finalStatus(request.raw, reply.raw);
     const level =
@@ -49,6 +48,7 @@ export class AccessLogHook implements OnApplicationBootstrap {
     const length = reply.getHeader('content-length');
     logger[level](
       {
+        request_id: request.id,
         method: request.method,
         path: pathOf(request.url),
         route: request.routeOptions.url ?? UNMATCHED_ROUTE,

@@ -1,4 +1,4 @@
-import { Module, RequestMethod } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { destination, stdTimeFunctions } from 'pino';
@@ -12,7 +12,10 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
     LoggerModule.forRootAsync({
       inject: [loggingConfig.KEY],
       useFactory: (config: ConfigType<typeof loggingConfig>) => ({
-        forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
+        // No pino-http middleware on any route: a child logger per request
+        // cost more than the rest of the log line. Nest's own logs go through
+        // the root logger; the access line is AccessLogHook's.
+        forRoutes: [],
         pinoHttp: [
           {
             level: config.level,
@@ -29,7 +32,6 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
             customAttributeKeys: { reqId: 'request_id' },
             quietReqLogger: true,
             quietResLogger: true,
-            // The access line is AccessLogHook's; pino-http gives each request its child logger.
             autoLogging: false,
           },
           // Asynchronous stdout: a line per request must not cost a blocking

@@ -117,10 +117,14 @@ export class BackendPoolService
    * left. With no healthy backend, every backend is a candidate (panic mode):
    * a request that may fail beats one refused on stale information.
    */
-  pick(tried: ReadonlySet<Backend>): Backend | undefined {
-    let candidates = this.available().filter((backend) => !tried.has(backend));
+  pick(tried?: ReadonlySet<Backend>): Backend | undefined {
+    if (this.backends.length === 1) {
+      const only = this.backends[0];
+      return tried?.has(only) ? undefined : only;
+    }
+    let candidates = this.available().filter((backend) => !tried?.has(backend));
     if (candidates.length === 0) {
-      candidates = this.backends.filter((backend) => !tried.has(backend));
+      candidates = this.backends.filter((backend) => !tried?.has(backend));
     }
     if (candidates.length <= 1) return candidates[0];
     if (this.config.lbPolicy === 'round_robin') {
@@ -313,6 +317,12 @@ export class BackendPoolService
   }
 }
 
+/** undici's codes for what Node's sockets call ECONNRESET and a connect ETIMEDOUT. */
+const UNDICI_CODES: Record<string, string> = {
+  UND_ERR_SOCKET: 'ECONNRESET',
+  UND_ERR_CONNECT_TIMEOUT: 'ETIMEDOUT',
+};
+
 /** A short, safe reason for a failed backend call: the error code, never a stack. */
 export function transportError(err: unknown): string {
   if (
@@ -321,7 +331,11 @@ export function transportError(err: unknown): string {
     'code' in err &&
     typeof err.code === 'string'
   ) {
-    return err.code;
+    return UNDICI_CODES[err.code] ?? err.code;
+  }
+  // undici names a malformed answer by its class, not always by an llhttp code.
+  if (err instanceof Error && err.name === 'HTTPParserError') {
+    return 'HPE_INVALID_RESPONSE';
   }
   return err instanceof Error ? err.message.slice(0, 120) : 'unknown error';
 }

@@ -1,31 +1,29 @@
-import { HttpService } from '@nestjs/axios';
 import {
   BadGatewayException,
   GatewayTimeoutException,
   Inject,
   Injectable,
   Logger,
-  OnApplicationShutdown,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import type { AxiosResponse, RawAxiosRequestHeaders } from 'axios';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
-import { firstValueFrom } from 'rxjs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import '../common/request-context.js';
+import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { BackendAnswer, BackendCall } from './backend-call.js';
+import { BackendClients } from './backend-clients.service.js';
 import {
   Backend,
   BackendPoolService,
   transportError,
 } from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
-import { destroyAdapter } from './node-http.adapter.js';
 
 type FailureReason = 'connect' | 'reset' | 'try_timeout' | 'timeout' | 'status';
 
@@ -34,11 +32,14 @@ class AttemptFailed extends Error {
   constructor(
     readonly reason: FailureReason,
     message: string,
-    readonly response?: AxiosResponse<Readable>,
+    readonly answer?: BackendAnswer,
   ) {
     super(message);
   }
 }
+
+/** Why the whole exchange was cut short. */
+type Cut = 'timeout' | 'client';
 
 const CLIENT_GONE = 'client closed the connection';
 const TRY_TIMEOUT = 'try timeout';
@@ -52,27 +53,33 @@ const CONNECT_ERRORS = new Set([
   'EAI_AGAIN',
   'ECONNRESET',
   'EPIPE',
+  'ETIMEDOUT',
 ]);
 
 interface Exchange {
   request: FastifyRequest;
   reply: FastifyReply;
   endpoint: string;
+  /** Backend path without the backend's own prefix: the route plus the client's query. */
   pathAndQuery: string;
-  headers: OutgoingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: Buffer | undefined;
-  /** Aborted by the overall deadline or by the client leaving. */
-  signal: AbortSignal;
+  /** Set when the overall deadline fired or the client left. */
+  cut: Cut | undefined;
+  /** The attempt in flight, to cancel when the exchange is cut. */
+  call: BackendCall | undefined;
 }
 
 /**
  * Forwards a request to the backend pool: bytes in, bytes out. The body was
  * read once into a Buffer (bounded by MAX_BODY_BYTES), so a failed attempt can
  * be replayed on another backend; the answer goes back untouched except for
- * hop-by-hop headers.
+ * hop-by-hop headers. Per request it allocates the exchange, one deadline
+ * timer and the undici handler of each attempt: no AbortController, no
+ * stream for a small answer.
  */
 @Injectable()
-export class ProxyService implements OnApplicationShutdown {
+export class ProxyService {
   private readonly logger = new Logger(ProxyService.name);
   private readonly stripCredentials: boolean;
   private readonly series = new Map<
@@ -81,7 +88,7 @@ export class ProxyService implements OnApplicationShutdown {
   >();
 
   constructor(
-    private readonly http: HttpService,
+    private readonly clients: BackendClients,
     private readonly pool: BackendPoolService,
     private readonly metrics: MetricsService,
     @Inject(backendConfig.KEY)
@@ -96,23 +103,9 @@ export class ProxyService implements OnApplicationShutdown {
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
   }
 
-  onApplicationShutdown(): void {
-    destroyAdapter(this.http.axiosRef.defaults.adapter);
-  }
-
   async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const endpoint = request.routeOptions.url ?? request.url;
     const q = request.url.indexOf('?');
-    // One deadline for all attempts, and cancellation when the client leaves.
-    const abort = new AbortController();
-    const deadline = setTimeout(
-      () => abort.abort('timeout'),
-      this.config.timeoutMs,
-    );
-    const onClose = () => {
-      if (!reply.raw.writableFinished) abort.abort(CLIENT_GONE);
-    };
-    reply.raw.once('close', onClose);
     const exchange: Exchange = {
       request,
       reply,
@@ -124,10 +117,20 @@ export class ProxyService implements OnApplicationShutdown {
         proto: request.protocol,
         host: request.headers.host,
         requestId: request.id,
-      }),
+      }) as IncomingHttpHeaders,
       body: Buffer.isBuffer(request.body) ? request.body : undefined,
-      signal: abort.signal,
+      cut: undefined,
+      call: undefined,
     };
+    // One deadline for all attempts, and cancellation when the client leaves.
+    const deadline = setTimeout(
+      () => cutShort(exchange, 'timeout'),
+      this.config.timeoutMs,
+    );
+    const onClose = () => {
+      if (!reply.raw.writableFinished) cutShort(exchange, 'client');
+    };
+    reply.raw.once('close', onClose);
     try {
       await this.forwardWithRetries(exchange);
     } finally {
@@ -138,7 +141,7 @@ export class ProxyService implements OnApplicationShutdown {
 
   private async forwardWithRetries(exchange: Exchange): Promise<void> {
     this.pool.countRequest();
-    const tried = new Set<Backend>();
+    let tried: Set<Backend> | undefined;
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
       const backend = this.pool.pick(tried);
@@ -149,29 +152,24 @@ export class ProxyService implements OnApplicationShutdown {
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
       }
-      tried.add(backend);
       try {
         await this.attempt(backend, exchange);
         return;
       } catch (err) {
         if (!(err instanceof AttemptFailed)) throw err;
-        failure?.response?.data.destroy();
+        discard(failure);
         failure = err;
-        if (
-          exchange.signal.aborted ||
-          exchange.reply.sent ||
-          !this.retryable(err)
-        )
-          break;
+        if (exchange.cut || exchange.reply.sent || !this.retryable(err)) break;
+        (tried ??= new Set()).add(backend);
       }
     }
     // Nothing more can be said to a client that left or already has its answer's head.
-    if (exchange.signal.reason === CLIENT_GONE || exchange.reply.sent) {
-      failure?.response?.data.destroy();
+    if (exchange.cut === 'client' || exchange.reply.sent) {
+      discard(failure);
       return;
     }
     // A retryable 5xx that no other backend could replace is relayed as it came.
-    if (failure?.response) return this.relay(failure.response, exchange);
+    if (failure?.answer) return this.relay(failure.answer, exchange);
     throw this.clientError(failure, exchange.reply);
   }
 
@@ -211,45 +209,58 @@ export class ProxyService implements OnApplicationShutdown {
     const started = performance.now();
     const info = (exchange.request.raw.gateway ??= {});
     info.backend = backend.url;
-    const signal = this.trySignal(exchange.signal);
+    const client = this.clients.get(backend.url);
     this.pool.started(backend);
+    let tryTimer: NodeJS.Timeout | undefined;
+    let tryExpired = false;
     let status: number | 'error' = 'error';
     let failed: AttemptFailed | undefined;
     try {
-      let response: AxiosResponse<Readable>;
+      let answer: BackendAnswer;
       try {
-        response = await firstValueFrom(
-          this.http.request<Readable>({
-            baseURL: backend.url,
-            url: exchange.pathAndQuery,
-            method: exchange.request.method,
-            headers: exchange.headers as RawAxiosRequestHeaders,
-            data: exchange.body,
-            signal,
-            // Repeated per request although it is the default: @nestjs/axios
-            // reads it here and otherwise cancels every finished request,
-            // building a CanceledError (with a stack) each time.
-            responseType: 'stream',
-          }),
-        );
+        answer = await new Promise<BackendAnswer>((resolve, reject) => {
+          const call = new BackendCall(
+            this.server.maxBodyBytes,
+            resolve,
+            reject,
+          );
+          exchange.call = call;
+          if (this.config.tryTimeoutMs > 0) {
+            tryTimer = setTimeout(() => {
+              tryExpired = true;
+              call.abort(new Error(TRY_TIMEOUT));
+            }, this.config.tryTimeoutMs);
+          }
+          client.pool.dispatch(
+            {
+              path: client.prefix + exchange.pathAndQuery,
+              method: exchange.request.method,
+              headers: exchange.headers,
+              body: exchange.body,
+            },
+            call,
+          );
+          if (exchange.cut) call.abort(new Error(exchange.cut));
+        });
       } catch (err) {
-        throw (failed = this.classify(err, signal, exchange.signal));
+        throw (failed = classify(err, exchange, tryExpired));
       }
-      status = response.status;
+      status = answer.status;
       if (this.config.retryOn5xx && RETRYABLE_STATUS.has(status)) {
         throw (failed = new AttemptFailed(
           'status',
           `backend answered ${status}`,
-          response,
+          answer,
         ));
       }
-      await this.relay(response, exchange, signal).catch((err: unknown) => {
-        throw (failed =
-          err instanceof AttemptFailed
-            ? err
-            : this.classify(err, signal, exchange.signal));
-      });
+      await this.relay(answer, exchange, () => tryExpired).catch(
+        (err: unknown) => {
+          throw (failed = classify(err, exchange, tryExpired));
+        },
+      );
     } finally {
+      clearTimeout(tryTimer);
+      exchange.call = undefined;
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       this.pool.finished(backend, ok ? 'success' : 'failure');
@@ -258,13 +269,10 @@ export class ProxyService implements OnApplicationShutdown {
       );
       info.backendStatus = status;
       info.backendDurationMs = Math.round(seconds * 1e6) / 1000;
-      if (
-        failed &&
-        failed.reason !== 'status' &&
-        exchange.signal.reason !== CLIENT_GONE
-      ) {
+      if (failed && failed.reason !== 'status' && exchange.cut !== 'client') {
         this.logger.warn(
           {
+            request_id: exchange.request.id,
             backend_url: backend.url,
             error: failed.message,
             reason: failed.reason,
@@ -304,84 +312,56 @@ export class ProxyService implements OnApplicationShutdown {
     return series;
   }
 
-  private trySignal(parent: AbortSignal): AbortSignal {
-    if (this.config.tryTimeoutMs === 0) return parent;
-    return AbortSignal.any([
-      parent,
-      abortAfter(this.config.tryTimeoutMs, TRY_TIMEOUT),
-    ]);
-  }
-
-  /**
-   * Sends the backend's answer. A body with a Content-Length up to
-   * MAX_BODY_BYTES is read whole before anything is sent, so a backend that
-   * stalls or resets mid-body still gets a clean 504/502 (or a retry); larger
-   * or chunked bodies stream through.
-   */
+  /** Sends the backend's answer: a Buffer at once, a stream as it comes. */
   private async relay(
-    response: AxiosResponse<Readable>,
+    answer: BackendAnswer,
     exchange: Exchange,
-    signal = exchange.signal,
+    tryExpired = () => false,
   ): Promise<void> {
-    const { reply } = exchange;
-    const length = Number(response.headers['content-length']);
-    const buffered =
-      Number.isFinite(length) && length <= this.server.maxBodyBytes;
-    const payload = buffered
-      ? await readBody(response.data, signal)
-      : response.data;
-    if (!buffered) {
+    const { reply, request } = exchange;
+    if (answer.body instanceof Readable) {
       // Once streaming, a backend failure can only cut the client's answer:
       // count it as the 502/504 it is, not as a client abort (499).
-      response.data.once('error', () => {
-        if (exchange.signal.reason === CLIENT_GONE) return;
-        (exchange.request.raw.gateway ??= {}).cutStatus = signal.aborted
-          ? 504
-          : 502;
+      answer.body.once('error', () => {
+        if (exchange.cut === 'client') return;
+        (request.raw.gateway ??= {}).cutStatus =
+          exchange.cut === 'timeout' || tryExpired() ? 504 : 502;
       });
     }
-    reply.code(response.status);
-    const headers = endToEndHeaders(response.headers as IncomingHttpHeaders);
+    reply.code(answer.status);
+    const headers = endToEndHeaders(answer.headers);
     for (const name in headers) reply.header(name, headers[name]);
-    await reply.send(payload);
+    reply.header(REQUEST_ID_HEADER, request.id);
+    await reply.send(answer.body);
   }
+}
 
-  private classify(
-    err: unknown,
-    signal: AbortSignal,
-    overall: AbortSignal,
-  ): AttemptFailed {
-    if (overall.aborted)
-      return new AttemptFailed('timeout', String(overall.reason));
-    if (signal.aborted) return new AttemptFailed('try_timeout', TRY_TIMEOUT);
-    const code = transportError(err);
+function cutShort(exchange: Exchange, why: Cut): void {
+  exchange.cut ??= why;
+  exchange.call?.abort(new Error(why));
+}
+
+/** Frees what a failed attempt still holds (a streamed answer not relayed). */
+function discard(failure: AttemptFailed | undefined): void {
+  const body = failure?.answer?.body;
+  if (body instanceof Readable) body.destroy();
+}
+
+function classify(
+  err: unknown,
+  exchange: Exchange,
+  tryExpired: boolean,
+): AttemptFailed {
+  if (exchange.cut) {
     return new AttemptFailed(
-      CONNECT_ERRORS.has(code) ? 'connect' : 'reset',
-      code,
+      'timeout',
+      exchange.cut === 'client' ? CLIENT_GONE : 'timeout',
     );
   }
-}
-
-function abortAfter(ms: number, reason: string): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(reason), ms).unref();
-  return controller.signal;
-}
-
-function readBody(stream: Readable, signal: AbortSignal): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const onAbort = () => stream.destroy(new Error(String(signal.reason)));
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('error', (err) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(err);
-    });
-    stream.once('end', () => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    });
-  });
+  if (tryExpired) return new AttemptFailed('try_timeout', TRY_TIMEOUT);
+  const code = transportError(err);
+  return new AttemptFailed(
+    CONNECT_ERRORS.has(code) ? 'connect' : 'reset',
+    code,
+  );
 }
