@@ -16,47 +16,93 @@ describe('Health (e2e)', () => {
     await upstream.stop();
   });
 
+  const report = (url: string, fields: object) => ({
+    url,
+    state: 'healthy',
+    last_check: expect.any(String),
+    last_status: 200,
+    last_error: null,
+    consecutive_failures: 0,
+    in_flight: 0,
+    ...fields,
+  });
+
   it('GET /health is 200 with the Go gateway shape when the backend answers its probe', async () => {
     gw = await startGateway({ BACKEND_URL: upstream.url });
     const res = await request(gw.url).get('/health').expect(200);
-    const backend = {
-      url: upstream.url,
-      state: 'healthy',
-      last_check: expect.any(String),
-      last_status: 200,
-      last_error: null,
-      consecutive_failures: 0,
-      in_flight: 0,
-    };
-    const details = {
-      backends: { status: 'up', healthy: 1, total: 1, backends: [backend] },
-    };
+    const summary = { backends: { status: 'up', healthy: 1, total: 1 } };
     expect(res.body).toEqual({
       status: 'ok',
       service: 'api-gateway',
       backend: 'ok',
       backend_status: 200,
-      backends: [backend],
-      info: details,
+      backends: [report(upstream.url, {})],
+      info: summary,
       error: {},
-      details,
+      details: summary,
     });
     expect(upstream.probes.map((p) => `${p.method} ${p.url}`)).toContain(
       'GET /healthz',
     );
   });
 
+  it('GET /health lists the backends once and summarises them for Terminus', async () => {
+    const second = await new Upstream().start();
+    const dead = await new Upstream().start();
+    await dead.stop();
+    try {
+      gw = await startGateway({
+        BACKEND_URL: undefined,
+        BACKEND_URLS: [upstream.url, second.url, dead.url].join(','),
+      });
+      const res = await request(gw.url).get('/health').expect(200);
+      const summary = { backends: { status: 'up', healthy: 2, total: 3 } };
+      expect(res.body).toEqual({
+        status: 'ok',
+        service: 'api-gateway',
+        backend: 'ok',
+        backend_status: 200,
+        backends: [
+          report(upstream.url, {}),
+          report(second.url, {}),
+          report(dead.url, {
+            state: 'unhealthy',
+            last_status: null,
+            last_error: 'ECONNREFUSED',
+            consecutive_failures: 1,
+          }),
+        ],
+        info: summary,
+        error: {},
+        details: summary,
+      });
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('GET /health is 503 with backend "unreachable" and the error when the backend is down', async () => {
     await upstream.stop();
     gw = await startGateway({ BACKEND_URL: upstream.url });
     const res = await request(gw.url).get('/health').expect(503);
-    expect(res.body).toMatchObject({
+    const summary = { backends: { status: 'down', healthy: 0, total: 1 } };
+    expect(res.body).toEqual({
       status: 'error',
       service: 'api-gateway',
       backend: 'unreachable',
       backend_status: null,
       backend_error: 'ECONNREFUSED',
-      error: { backends: { status: 'down' } },
+      backends: [
+        report(upstream.url, {
+          state: 'unhealthy',
+          last_status: null,
+          last_error: 'ECONNREFUSED',
+          consecutive_failures: 1,
+        }),
+      ],
+      info: {},
+      error: summary,
+      details: summary,
     });
   });
 
@@ -68,10 +114,24 @@ describe('Health (e2e)', () => {
       BACKEND_HEALTH_PATH: '/health',
     });
     const res = await request(gw.url).get('/health').expect(503);
-    expect(res.body).toMatchObject({
+    const summary = { backends: { status: 'down', healthy: 0, total: 1 } };
+    expect(res.body).toEqual({
+      status: 'error',
+      service: 'api-gateway',
       backend: 'unhealthy',
       backend_status: 405,
       backend_error: 'health check answered 405',
+      backends: [
+        report(upstream.url, {
+          state: 'unhealthy',
+          last_status: 405,
+          last_error: 'health check answered 405',
+          consecutive_failures: 1,
+        }),
+      ],
+      info: {},
+      error: summary,
+      details: summary,
     });
   });
 
@@ -97,6 +157,12 @@ describe('Health (e2e)', () => {
       READINESS_REQUIRES_BACKEND: 'true',
     });
     const res = await request(gw.url).get('/health/ready').expect(503);
-    expect(res.body.error.backends.status).toBe('down');
+    const backends = { status: 'down', healthy: 0, total: 1 };
+    expect(res.body).toEqual({
+      status: 'error',
+      info: { app: { status: 'up' } },
+      error: { backends },
+      details: { app: { status: 'up' }, backends },
+    });
   });
 });

@@ -14,10 +14,7 @@ import {
   HealthIndicatorService,
 } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
-import {
-  BackendHealthIndicator,
-  type BackendReport,
-} from '../proxy/backend.indicator.js';
+import { BackendHealthIndicator } from '../proxy/backend.indicator.js';
 import { Public } from '../auth/public.decorator.js';
 import { RequestIdInterceptor } from '../common/request-id.interceptor.js';
 import { backendConfig } from '../config/backend.config.js';
@@ -40,12 +37,10 @@ export class HealthController {
   /** The Go gateway's /health shape, backed by the pool's real state. */
   @Get()
   async check(@Res({ passthrough: true }) reply: FastifyReply) {
+    const reports = await this.backends.reports();
     const result = await this.run(() =>
-      this.health.check([() => this.backends.isHealthy('backends')]),
+      this.health.check([() => this.backends.isHealthy('backends', reports)]),
     );
-    const details = result.details.backends as
-      { backends?: BackendReport[] } | undefined;
-    const reports = details?.backends ?? [];
     const up = result.status === 'ok';
     const primary = reports.find((b) => b.state === 'healthy') ?? reports[0];
     reply.code(up ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);

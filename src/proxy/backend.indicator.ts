@@ -20,11 +20,11 @@ export class BackendHealthIndicator {
     private readonly indicators: HealthIndicatorService,
   ) {}
 
-  async isHealthy(key: string) {
+  /** Every backend's state, once the first probes have decided. */
+  async reports(): Promise<BackendReport[]> {
     await this.pool.probed();
-    const indicator = this.indicators.check(key);
     const now = Date.now();
-    const backends: BackendReport[] = this.pool.backends.map((backend) => ({
+    return this.pool.backends.map((backend) => ({
       url: backend.url,
       state: this.pool.state(backend, now),
       last_check: backend.lastCheck?.toISOString() ?? null,
@@ -33,10 +33,17 @@ export class BackendHealthIndicator {
       consecutive_failures: Math.max(backend.failures, backend.probeFailures),
       in_flight: backend.inflight,
     }));
-    const healthy = backends.filter(
-      (backend) => backend.state === 'healthy',
-    ).length;
-    const details = { healthy, total: backends.length, backends };
-    return healthy > 0 ? indicator.up(details) : indicator.down(details);
+  }
+
+  /**
+   * A summary (`healthy`, `total`), not the list: /health shows the list once.
+   * Pass the reports the caller shows so both come from the same moment.
+   */
+  async isHealthy(key: string, reports?: BackendReport[]) {
+    const backends = reports ?? (await this.reports());
+    const indicator = this.indicators.check(key);
+    const healthy = backends.filter((b) => b.state === 'healthy').length;
+    const summary = { healthy, total: backends.length };
+    return healthy > 0 ? indicator.up(summary) : indicator.down(summary);
   }
 }
