@@ -536,7 +536,9 @@ export const GO_SEED_DIR = path.resolve(
 export function goGatewayBinary({ log = () => {}, timeoutMs = 300_000 } = {}) {
   const buildSh = path.join(GO_SEED_DIR, 'build.sh');
   if (!fs.existsSync(buildSh))
-    return { skip: `${GO_SEED_DIR}/build.sh not found` };
+    return {
+      skip: `no ${path.join(GO_SEED_DIR, 'build.sh')} (the workshop seed beside the repo; BENCH_GO_SEED=dir points elsewhere)`,
+    };
   const bin = path.join(CACHE_DIR, 'go-gateway', 'gateway');
   if (
     fs.existsSync(bin) &&

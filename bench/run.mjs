@@ -161,7 +161,7 @@ if (cfg.targets.includes('nginx') && !ensureAptPackage('nginx', 'nginx')) {
 // apt-get the Go toolchain); skipped with a note when it cannot be built, never failing the run.
 let goBin = null;
 if (cfg.targets.includes('go')) {
-  const go = goGatewayBinary({ log });
+  const go = goGatewayBinary({ log, timeoutMs: smoke ? 150_000 : 300_000 });
   if (go.bin) {
     goBin = go.bin;
     if (go.built) log(`Go gateway built: ${path.relative(REPO, goBin)}`);
