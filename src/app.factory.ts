@@ -18,6 +18,9 @@ export async function createApp(): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     genReqId,
     requestIdHeader: false,
+    // No Express-style middleware anywhere (see LoggingModule): without
+    // @fastify/middie every request skips its hook.
+    skipMiddie: true,
     // Responses are ours to log (nestjs-pino); Fastify's own logger stays off.
     logger: false,
     routerOptions: { maxParamLength: 100 },

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
+import { rawExchange } from './support/raw.js';
 import { json, Upstream } from './support/upstream.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 
@@ -41,6 +42,31 @@ describe('Proxy (e2e)', () => {
     expect(sent.url).toBe('/predict?model=v2&x=1');
     expect(sent.body.toString()).toBe(body);
     expect(sent.headers['content-type']).toBe('application/json');
+  });
+
+  it('forwards only the headers the client sent (nothing invented), plus X-Forwarded-* and X-Request-ID', async () => {
+    const answer = await rawExchange(
+      gw.url,
+      'POST /predict HTTP/1.1\r\nHost: gw.test\r\nX-Custom: yes\r\n' +
+        'Content-Length: 2\r\nConnection: close\r\n\r\n{}',
+    );
+    expect(answer.status).toBe(200);
+    const sent = upstream.received[0].headers;
+    for (const invented of [
+      'content-type',
+      'accept',
+      'user-agent',
+      'accept-encoding',
+    ])
+      expect(sent[invented]).toBeUndefined();
+    expect(sent).toMatchObject({
+      'x-custom': 'yes',
+      'content-length': '2',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'gw.test',
+      'x-request-id': answer.headers['x-request-id'],
+    });
   });
 
   it('keeps the path of a backend URL as a prefix', async () => {

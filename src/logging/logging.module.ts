@@ -34,10 +34,17 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
             quietResLogger: true,
             autoLogging: false,
           },
-          // Asynchronous stdout: a line per request must not cost a blocking
-          // write() each; lines written while one write is pending go out
-          // together, and pino flushes what is left when the process exits.
-          destination({ dest: 1, sync: false, maxLength: 16 * 1024 * 1024 }),
+          // Buffered asynchronous stdout: a write() per line cost more CPU
+          // than the rest of the proxy path. Lines go out in 4 KiB batches,
+          // or 200 ms after they were logged at the latest; pino flushes what
+          // is left when the process exits.
+          destination({
+            dest: 1,
+            sync: false,
+            minLength: 4096,
+            periodicFlush: 200,
+            maxLength: 16 * 1024 * 1024,
+          }),
         ],
       }),
     }),
