@@ -75,6 +75,7 @@ interface Exchange {
 export class ProxyService implements OnApplicationShutdown {
   private readonly logger = new Logger(ProxyService.name);
   private readonly stripCredentials: boolean;
+  private readonly dropUnderscoreHeaders: boolean;
   private readonly series = new Map<
     string,
     { record(seconds: number): void }
@@ -94,6 +95,7 @@ export class ProxyService implements OnApplicationShutdown {
     // The gateway's own API key is for the gateway: never passed on.
     this.stripCredentials =
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
+    this.dropUnderscoreHeaders = security.dropUnderscoreHeaders;
   }
 
   onApplicationShutdown(): void {
@@ -120,6 +122,7 @@ export class ProxyService implements OnApplicationShutdown {
       pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
       headers: backendRequestHeaders(request.headers, {
         stripCredentials: this.stripCredentials,
+        dropUnderscoreHeaders: this.dropUnderscoreHeaders,
         clientIp: request.ip,
         proto: request.protocol,
         host: request.headers.host,
