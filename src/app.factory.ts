@@ -24,12 +24,20 @@ export async function createApp(): Promise<NestFastifyApplication> {
     // Responses are ours to log (nestjs-pino); Fastify's own logger stays off.
     logger: false,
     routerOptions: { maxParamLength: 100 },
+    // While draining, a request on a connection still open is served (with
+    // `Connection: close`, see ShutdownService), not refused with Fastify's
+    // plain 503.
+    return503OnClosing: false,
     http: {
       // Node checks header/request timeouts this often (its default, 30 s,
       // would let a slowloris connection outlive HEADERS_TIMEOUT_MS by that much).
       connectionsCheckingInterval: 1000,
       // A missing Host is refused by RequestLimitsHook, with the JSON error.
       requireHostHeader: false,
+      // Repeated header lines arrive joined by ", " instead of all but the
+      // first being dropped: two Host lines then fail the Host check, and
+      // a backend sees every value the client sent.
+      joinDuplicateHeaders: true,
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(

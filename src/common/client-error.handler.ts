@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import {
@@ -8,8 +9,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { UNMATCHED_ROUTE } from './request-context.js';
+import { HTTP_METHODS, UNMATCHED_ROUTE } from './request-context.js';
+import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
 import { errorBody } from './http-exception.filter.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
@@ -36,13 +39,22 @@ interface SocketWithResponse extends Duplex {
   _httpMessage?: ServerResponse | null;
 }
 
+/** Sockets whose client error is answered or waiting for earlier answers. */
+const answering = new WeakSet<Duplex>();
+
+const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
+
 /**
  * Answers what Node rejects before Fastify sees a request (malformed request
  * line, oversized or invalid headers, conflicting framing, header/request
  * timeouts) with the gateway's JSON error, a request id (the request's own
- * when the framing broke after its headers, else a fresh one) and
- * `Connection: close`, and counts it. Replaces Fastify's default handler,
- * whose body has no request id. CONNECT gets a 405 instead of a silent close.
+ * when the framing broke in its body, else a fresh one) and
+ * `Connection: close`, and counts it. Requests pipelined before the bad bytes
+ * are answered first, in order (RFC 9112 §9.3.2). Replaces Fastify's default
+ * handler, whose body has no request id. Also: CONNECT gets a 405 instead of
+ * a silent close; `Expect: 100-continue` with a Content-Length over
+ * MAX_BODY_BYTES gets its 413 without a `100 Continue` first; any other
+ * expectation gets a JSON 417.
  */
 @Injectable()
 export class ClientErrorHandler implements OnModuleInit {
@@ -51,6 +63,8 @@ export class ClientErrorHandler implements OnModuleInit {
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly metrics: MetricsService,
+    @Inject(serverConfig.KEY)
+    private readonly config: ConfigType<typeof serverConfig>,
   ) {}
 
   onModuleInit(): void {
@@ -64,6 +78,19 @@ export class ClientErrorHandler implements OnModuleInit {
         method: 'CONNECT',
       });
     });
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      // Over the limit: no 100, so the client never sends the body; Fastify
+      // answers the 413 from the Content-Length alone.
+      if (!(Number(req.headers['content-length']) > this.config.maxBodyBytes))
+        res.writeContinue();
+      server.emit('request', req, res);
+    });
+    server.on(
+      'checkExpectation',
+      (req: IncomingMessage, res: ServerResponse) => {
+        this.answerResponse(req, res, 417, 'unsupported Expect header');
+      },
+    );
   }
 
   private onClientError(
@@ -81,29 +108,53 @@ export class ClientErrorHandler implements OnModuleInit {
       socket.destroy();
       return;
     }
+    // Node reports each later chunk of bytes again: one answer per connection.
+    if (answering.has(socket)) return;
+    answering.add(socket);
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [
       400,
       'malformed request',
     ];
+    this.answerInTurn(socket, status, reason, err.code);
+  }
+
+  /**
+   * Requests parsed whole before the error keep their answers: the error is
+   * written after the last of them. A request whose own body broke is
+   * answered at once, with its id.
+   */
+  private answerInTurn(
+    socket: SocketWithResponse,
+    status: number,
+    reason: string,
+    code: string | undefined,
+  ): void {
     const inFlight = socket._httpMessage;
-    if (inFlight) {
-      // Headers were parsed and a request is being served: if nothing was
-      // written yet we may still answer; the request's own metrics/log count it.
-      if (inFlight.headersSent) {
-        socket.destroy();
-        return;
-      }
-      const request = inFlight.req as IncomingMessage | undefined;
-      const info = request ? (request.gateway ??= {}) : {};
-      info.cutStatus = status;
-      this.answer(socket, status, reason, {
-        code: err.code,
-        requestId: info.requestId,
-        count: false,
-      });
+    if (!inFlight) {
+      this.answer(socket, status, reason, { code });
       return;
     }
-    this.answer(socket, status, reason, { code: err.code });
+    const request = inFlight.req as IncomingMessage | undefined;
+    if (request?.complete) {
+      // Node hands the socket to the next queued answer before 'close'.
+      inFlight.once('close', () =>
+        this.answerInTurn(socket, status, reason, code),
+      );
+      return;
+    }
+    // If nothing was written yet we may still answer; the request's own
+    // metrics/log count it.
+    if (inFlight.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const info = request ? (request.gateway ??= {}) : {};
+    info.cutStatus = status;
+    this.answer(socket, status, reason, {
+      code,
+      requestId: info.requestId,
+      count: false,
+    });
   }
 
   private answer(
@@ -117,15 +168,49 @@ export class ClientErrorHandler implements OnModuleInit {
       count = true,
     }: { method?: string; code?: string; requestId?: string; count?: boolean },
   ): void {
-    const body = JSON.stringify(errorBody(status, reason, requestId));
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = this.errorJson(status, reason, requestId, method, code, count);
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
-    head += 'content-type: application/json; charset=utf-8\r\n';
-    head += `content-length: ${Buffer.byteLength(body)}\r\n`;
-    head += `x-request-id: ${requestId}\r\n`;
-    if (status === 405) head += 'allow: GET, HEAD, POST\r\n';
-    for (const name in SECURITY_HEADERS)
-      head += `${name}: ${SECURITY_HEADERS[name]}\r\n`;
-    head += 'connection: close\r\n\r\n';
+    const headers = errorHeaders(status, body, requestId);
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+    // Whatever the client still sends is not read: the connection closes
+    // once the answer is flushed (or after 1 s for a client that never reads).
+    const cut = setTimeout(() => socket.destroy(), 1000);
+    cut.unref();
+    socket.end(head + '\r\n' + body, () => {
+      clearTimeout(cut);
+      socket.destroy();
+    });
+  }
+
+  /** The same error on a request Node handed over as (req, res) but Fastify never saw. */
+  private answerResponse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    reason: string,
+  ): void {
+    const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+    const method = KNOWN_METHODS.has(req.method ?? '')
+      ? (req.method as string)
+      : 'OTHER';
+    const body = this.errorJson(status, reason, requestId, method);
+    res.writeHead(status, errorHeaders(status, body, requestId));
+    res.end(body);
+  }
+
+  /** Counts and logs a client error; returns its JSON body. */
+  private errorJson(
+    status: number,
+    reason: string,
+    requestId: string,
+    method: string,
+    code?: string,
+    count = true,
+  ): string {
     if (count) {
       this.metrics.httpRequests
         .labels(method, UNMATCHED_ROUTE, String(status))
@@ -135,13 +220,22 @@ export class ClientErrorHandler implements OnModuleInit {
       { request_id: requestId, status, error: code ?? reason },
       `client error: ${reason}`,
     );
-    // Whatever the client still sends is not read: the connection closes
-    // once the answer is flushed (or after 1 s for a client that never reads).
-    const cut = setTimeout(() => socket.destroy(), 1000);
-    cut.unref();
-    socket.end(head + body, () => {
-      clearTimeout(cut);
-      socket.destroy();
-    });
+    return JSON.stringify(errorBody(status, reason, requestId));
   }
+}
+
+function errorHeaders(
+  status: number,
+  body: string,
+  requestId: string,
+): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    [REQUEST_ID_HEADER]: requestId,
+  };
+  if (status === 405) headers.allow = 'GET, HEAD, POST';
+  Object.assign(headers, SECURITY_HEADERS);
+  headers.connection = 'close';
+  return headers;
 }

@@ -1,5 +1,6 @@
 import { backendConfig } from './backend.config.js';
 import { ConfigValidationError } from './env.js';
+import { securityConfig } from './security.config.js';
 import { serverConfig } from './server.config.js';
 
 function withEnv<T>(env: Record<string, string | undefined>, read: () => T): T {
@@ -79,6 +80,23 @@ describe('configuration', () => {
       withEnv({ LB_POLICY: 'random' }, () => backendConfig()),
     ).toThrow(
       'Invalid configuration: LB_POLICY="random"; allowed: one of least_request, round_robin',
+    );
+  });
+});
+
+describe('HEADERS_WITH_UNDERSCORES', () => {
+  it('drops by default, allows when asked, and names a bad value', () => {
+    expect(withEnv({}, () => securityConfig()).dropUnderscoreHeaders).toBe(
+      true,
+    );
+    expect(
+      withEnv({ HEADERS_WITH_UNDERSCORES: 'allow' }, () => securityConfig())
+        .dropUnderscoreHeaders,
+    ).toBe(false);
+    expect(() =>
+      withEnv({ HEADERS_WITH_UNDERSCORES: 'reject' }, () => securityConfig()),
+    ).toThrow(
+      'Invalid configuration: HEADERS_WITH_UNDERSCORES="reject"; allowed: one of drop, allow',
     );
   });
 });

@@ -10,6 +10,7 @@ export const SECURITY_ENV_DEFAULTS = {
   RATE_LIMIT_RPS: '0',
   RATE_LIMIT_BURST: '0',
   CORS_ORIGINS: '',
+  HEADERS_WITH_UNDERSCORES: 'drop',
 };
 
 export const securityConfig = registerAs('security', () => {
@@ -22,6 +23,7 @@ export const securityConfig = registerAs('security', () => {
       RATE_LIMIT_RPS: intInRange(0, 1_000_000),
       RATE_LIMIT_BURST: intInRange(0, 1_000_000),
       CORS_ORIGINS: z.string(),
+      HEADERS_WITH_UNDERSCORES: z.enum(['drop', 'allow']),
     },
     SECURITY_ENV_DEFAULTS,
   );
@@ -38,5 +40,7 @@ export const securityConfig = registerAs('security', () => {
     rateLimitRps: env.RATE_LIMIT_RPS,
     rateLimitBurst: env.RATE_LIMIT_BURST,
     corsOrigins: list(env.CORS_ORIGINS),
+    /** Request headers with `_` in their name never reach a backend (nginx's default). */
+    dropUnderscoreHeaders: env.HEADERS_WITH_UNDERSCORES === 'drop',
   };
 });

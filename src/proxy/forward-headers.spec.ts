@@ -87,3 +87,52 @@ describe('backendRequestHeaders', () => {
     });
   });
 });
+
+describe('backendRequestHeaders: what the client cannot smuggle', () => {
+  const forwarded = {
+    clientIp: '10.0.0.9',
+    proto: 'http',
+    host: 'gw',
+    requestId: 'id-1',
+  };
+
+  it('drops an X-Forwarded-For named in Connection before appending the client', () => {
+    const out = backendRequestHeaders(
+      {
+        connection: 'keep-alive, X-Forwarded-For',
+        'x-forwarded-for': '6.6.6.6',
+      },
+      forwarded,
+    );
+    expect(out['x-forwarded-for']).toBe('10.0.0.9');
+  });
+
+  it('drops headers with underscores when asked, keeps them otherwise', () => {
+    const headers = { x_forwarded_for: '6.6.6.6', 'x-kept': '1' };
+    expect(
+      backendRequestHeaders(headers, {
+        ...forwarded,
+        dropUnderscoreHeaders: true,
+      }),
+    ).toEqual({
+      'x-kept': '1',
+      'x-forwarded-for': '10.0.0.9',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'gw',
+      'x-request-id': 'id-1',
+    });
+    expect(backendRequestHeaders(headers, forwarded).x_forwarded_for).toBe(
+      '6.6.6.6',
+    );
+  });
+
+  it('drops the credentials when asked', () => {
+    const out = backendRequestHeaders(
+      { authorization: 'Bearer x', 'x-api-key': 'k', 'x-kept': '1' },
+      { ...forwarded, stripCredentials: true },
+    );
+    expect(out).not.toHaveProperty('authorization');
+    expect(out).not.toHaveProperty('x-api-key');
+    expect(out['x-kept']).toBe('1');
+  });
+});

@@ -33,26 +33,44 @@ export function endToEndHeaders(
 export interface ForwardedFor {
   /** Drop Authorization and X-API-Key (the gateway's own API keys are on). */
   stripCredentials?: boolean;
+  /** Drop headers with `_` in their name (HEADERS_WITH_UNDERSCORES=drop, as nginx). */
+  dropUnderscoreHeaders?: boolean;
   clientIp: string | undefined;
   proto: string;
   host: string | undefined;
   requestId: string;
 }
 
-/** Headers for the backend request: end-to-end ones, X-Forwarded-*, the request id. */
+/**
+ * Headers for the backend request, in one pass: end-to-end ones (hop-by-hop
+ * and `Connection`-named ones removed first, so a client cannot hide its own
+ * X-Forwarded-For behind them), then X-Forwarded-*, the request id.
+ */
 export function backendRequestHeaders(
   headers: IncomingHttpHeaders,
   forwarded: ForwardedFor,
 ): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = endToEndHeaders(headers);
-  if (forwarded.stripCredentials) {
-    delete out.authorization;
-    delete out['x-api-key'];
+  const named = connectionTokens(headers.connection);
+  const { stripCredentials, dropUnderscoreHeaders } = forwarded;
+  const out: OutgoingHttpHeaders = {};
+  let prior: string | string[] | undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name))
+      continue;
+    if (name.startsWith('proxy-')) continue;
+    if (name === 'x-forwarded-for') {
+      prior = value;
+      continue;
+    }
+    if (stripCredentials && (name === 'authorization' || name === 'x-api-key'))
+      continue;
+    // A WSGI backend reads X_Forwarded_For as X-Forwarded-For.
+    if (dropUnderscoreHeaders && name.includes('_')) continue;
+    out[name] = value;
   }
-  const prior = headers['x-forwarded-for'];
-  out['x-forwarded-for'] = prior
-    ? `${String(prior)}, ${forwarded.clientIp ?? 'unknown'}`
-    : (forwarded.clientIp ?? 'unknown');
+  const client = forwarded.clientIp ?? 'unknown';
+  out['x-forwarded-for'] = prior ? `${String(prior)}, ${client}` : client;
   out['x-forwarded-proto'] = forwarded.proto;
   if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
   out['x-request-id'] = forwarded.requestId;

@@ -82,6 +82,7 @@ interface Exchange {
 export class ProxyService {
   private readonly logger = new Logger(ProxyService.name);
   private readonly stripCredentials: boolean;
+  private readonly dropUnderscoreHeaders: boolean;
   private readonly series = new Map<
     string,
     { record(seconds: number): void }
@@ -101,6 +102,7 @@ export class ProxyService {
     // The gateway's own API key is for the gateway: never passed on.
     this.stripCredentials =
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
+    this.dropUnderscoreHeaders = security.dropUnderscoreHeaders;
   }
 
   async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -113,6 +115,7 @@ export class ProxyService {
       pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
       headers: backendRequestHeaders(request.headers, {
         stripCredentials: this.stripCredentials,
+        dropUnderscoreHeaders: this.dropUnderscoreHeaders,
         clientIp: request.ip,
         proto: request.protocol,
         host: request.headers.host,
