@@ -1,6 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-/** RFC 9110 §7.6.1 hop-by-hop headers, plus `host`, which the client sets per hop. */
+/**
+ * RFC 9110 §7.6.1 hop-by-hop headers, plus `host`, which the client sets per
+ * hop, and `expect`: the gateway answers 100-continue itself and has the whole
+ * body before it calls a backend.
+ */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -12,6 +16,7 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'host',
+  'expect',
 ]);
 
 /** Copies headers minus hop-by-hop ones and those named by `Connection`. */
