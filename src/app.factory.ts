@@ -6,6 +6,7 @@ import {
 } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
+import { readRequestBody } from './common/request-body.js';
 import { genReqId } from './common/request-id.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
@@ -54,13 +55,14 @@ export async function createApp(): Promise<NestFastifyApplication> {
 
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
   const fastify = app.getHttpAdapter().getInstance();
-  // The proxy forwards bytes: every content type is read as a raw Buffer, never
-  // parsed, and a body over the limit is refused (413) as soon as it crosses it.
+  // The proxy forwards bytes: every content type is read raw, never parsed,
+  // and a body over the limit is refused (413) as soon as it crosses it.
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser(
     '*',
-    { parseAs: 'buffer', bodyLimit: config.maxBodyBytes },
-    (_request, body, done) => done(null, body),
+    { bodyLimit: config.maxBodyBytes },
+    (_request, payload, done) =>
+      readRequestBody(payload, config.maxBodyBytes, done),
   );
   const server = app.getHttpServer();
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

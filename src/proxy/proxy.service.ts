@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import '../common/request-context.js';
+import type { RequestBody } from '../common/request-body.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
@@ -63,7 +64,7 @@ interface Exchange {
   /** Backend path without the backend's own prefix: the route plus the client's query. */
   pathAndQuery: string;
   headers: IncomingHttpHeaders;
-  body: Buffer | undefined;
+  body: RequestBody | undefined;
   /** Set when the overall deadline fired or the client left. */
   cut: Cut | undefined;
   /** The attempt in flight, to cancel when the exchange is cut. */
@@ -121,7 +122,7 @@ export class ProxyService {
         host: request.headers.host,
         requestId: request.id,
       }) as IncomingHttpHeaders,
-      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+      body: request.body as RequestBody | undefined,
       cut: undefined,
       call: undefined,
     };
@@ -239,7 +240,10 @@ export class ProxyService {
               path: client.prefix + exchange.pathAndQuery,
               method: exchange.request.method,
               headers: exchange.headers,
-              body: exchange.body,
+              // A body in several chunks goes out as they are, never joined.
+              body: Array.isArray(exchange.body)
+                ? Readable.from(exchange.body, { objectMode: false })
+                : exchange.body,
             },
             call,
           );

@@ -1,0 +1,59 @@
+import { errorCodes } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+
+/** A request body as it arrived: one Buffer, or its chunks in order (never copied). */
+export type RequestBody = Buffer | Buffer[];
+
+type Done = (err: Error | null, body?: RequestBody) => void;
+
+/**
+ * Fastify content-type parser for every type: reads the body as it came, up
+ * to `limit` bytes (413 as soon as the limit is crossed or announced), and
+ * checks it against Content-Length (400). Unlike `parseAs: 'buffer'` it keeps
+ * the chunks as they are: a 2 MB batch is not copied into one new Buffer
+ * (the copy and its garbage were half the CPU of a large request).
+ */
+export function readRequestBody(
+  payload: IncomingMessage,
+  limit: number,
+  done: Done,
+): void {
+  const declared = Number(payload.headers['content-length']);
+  if (declared > limit) {
+    done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const onData = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > limit) {
+      stop();
+      done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+      return;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = (err?: Error & { statusCode?: number }) => {
+    stop();
+    if (err) {
+      if (!(typeof err.statusCode === 'number' && err.statusCode >= 400)) {
+        err.statusCode = 400;
+      }
+      done(err);
+    } else if (!Number.isNaN(declared) && received !== declared) {
+      done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
+    } else {
+      done(null, chunks.length === 1 ? chunks[0] : chunks);
+    }
+  };
+  const stop = () => {
+    payload.off('data', onData);
+    payload.off('end', onEnd);
+    payload.off('error', onEnd);
+  };
+  payload.on('data', onData);
+  payload.on('end', onEnd);
+  payload.on('error', onEnd);
+  payload.resume();
+}
