@@ -13,6 +13,7 @@ import {
 } from '../proxy/backend.indicator.js';
 import { Public } from '../auth/public.decorator.js';
 import { backendConfig } from '../config/backend.config.js';
+import { RedisHealthIndicator } from '../redis/redis.indicator.js';
 import { ShutdownService } from './shutdown.service.js';
 
 // Probes stay open whatever the access settings.
@@ -24,16 +25,24 @@ export class HealthController {
     private readonly backends: BackendHealthIndicator,
     private readonly indicators: HealthIndicatorService,
     private readonly shutdown: ShutdownService,
+    private readonly redis: RedisHealthIndicator,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
   ) {}
 
-  /** The Go gateway's /health shape, backed by the pool's real state. */
+  /**
+   * The Go gateway's /health shape, backed by the pool's real state. Redis,
+   * when configured, is reported in `details` only: the gateway serves
+   * without it, so it never turns /health red.
+   */
   @Get()
   async check(@Res({ passthrough: true }) reply: FastifyReply) {
-    const result = await this.run(() =>
-      this.health.check([() => this.backends.isHealthy('backends')]),
-    );
+    const [result, redis] = await Promise.all([
+      this.run(() =>
+        this.health.check([() => this.backends.isHealthy('backends')]),
+      ),
+      this.redis.configured ? this.redis.isHealthy('redis') : undefined,
+    ]);
     const details = result.details.backends as
       { backends?: BackendReport[] } | undefined;
     const reports = details?.backends ?? [];
@@ -51,7 +60,7 @@ export class HealthController {
       backends: reports,
       info: result.info,
       error: result.error,
-      details: result.details,
+      details: redis ? { ...result.details, ...redis } : result.details,
     };
   }
 

@@ -1,5 +1,6 @@
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
+import { CacheModule } from '../cache/cache.module.js';
 import { TerminusModule } from '@nestjs/terminus';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -20,6 +21,7 @@ const agentOptions = {
 
 @Module({
   imports: [
+    CacheModule,
     TerminusModule,
     HttpModule.registerAsync({
       useFactory: () => ({

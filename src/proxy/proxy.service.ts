@@ -14,6 +14,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { firstValueFrom } from 'rxjs';
+import { CacheService, type CacheFill } from '../cache/cache.service.js';
 import '../common/request-context.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
@@ -63,6 +64,8 @@ interface Exchange {
   body: Buffer | undefined;
   /** Aborted by the overall deadline or by the client leaving. */
   signal: AbortSignal;
+  /** Set when the response cache missed: takes the answer before it is sent. */
+  fill?: CacheFill;
 }
 
 /**
@@ -84,6 +87,7 @@ export class ProxyService implements OnApplicationShutdown {
     private readonly http: HttpService,
     private readonly pool: BackendPoolService,
     private readonly metrics: MetricsService,
+    private readonly cache: CacheService,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
     @Inject(serverConfig.KEY)
@@ -100,7 +104,19 @@ export class ProxyService implements OnApplicationShutdown {
     destroyAdapter(this.http.axiosRef.defaults.adapter);
   }
 
-  async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    return this.cache.enabled
+      ? this.cache.through(request, reply, (fill) =>
+          this.forwardToBackend(request, reply, fill),
+        )
+      : this.forwardToBackend(request, reply);
+  }
+
+  private async forwardToBackend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    fill?: CacheFill,
+  ): Promise<void> {
     const endpoint = request.routeOptions.url ?? request.url;
     const q = request.url.indexOf('?');
     // One deadline for all attempts, and cancellation when the client leaves.
@@ -127,6 +143,7 @@ export class ProxyService implements OnApplicationShutdown {
       }),
       body: Buffer.isBuffer(request.body) ? request.body : undefined,
       signal: abort.signal,
+      fill,
     };
     try {
       await this.forwardWithRetries(exchange);
@@ -342,6 +359,7 @@ export class ProxyService implements OnApplicationShutdown {
     }
     reply.code(response.status);
     const headers = endToEndHeaders(response.headers as IncomingHttpHeaders);
+    await exchange.fill?.store(response.status, headers, payload);
     for (const name in headers) reply.header(name, headers[name]);
     await reply.send(payload);
   }
