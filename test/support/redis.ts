@@ -46,7 +46,8 @@ export class RedisServer {
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let output = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (output.length > 100_000) return;
         output += chunk.toString();
         if (output.includes('Ready to accept connections')) resolve();
       });
@@ -54,7 +55,6 @@ export class RedisServer {
         reject(new Error(`redis-server exited (${code}): ${output}`)),
       );
     });
-    child.stdout!.resume();
   }
 
   /** SIGKILL: the server vanishes as in a crash. */
