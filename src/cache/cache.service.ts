@@ -33,6 +33,7 @@ type Outcome = { answer: CachedAnswer } | { error: unknown } | undefined;
 /** One backend call in progress for a key, awaited by identical requests. */
 class Flight {
   readonly done: Promise<Outcome>;
+  waiters = 0;
   private resolve!: (outcome: Outcome) => void;
   private settled = false;
 
@@ -85,6 +86,13 @@ export class CacheService {
           maxBytes: config.maxBytes,
           ttlMs,
         });
+  }
+
+  /** Requests waiting for an identical request's backend call. */
+  get waiting(): number {
+    let waiters = 0;
+    for (const flight of this.flights.values()) waiters += flight.waiters;
+    return waiters;
   }
 
   /**
@@ -156,6 +164,7 @@ export class CacheService {
     endpoint: string,
     forward: (fill?: CacheFill) => Promise<void>,
   ): Promise<void> {
+    flight.waiters++;
     const outcome = await flight.done;
     if (outcome && 'answer' in outcome)
       return this.serve(request, reply, endpoint, outcome.answer);
