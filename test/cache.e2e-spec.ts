@@ -200,7 +200,7 @@ describe('Response cache, memory store (e2e)', () => {
     await start();
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    upstream.handler = async (req, res) => {
+    upstream.handler = async (_req, res) => {
       await held;
       res.socket?.destroy();
     };
