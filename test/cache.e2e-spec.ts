@@ -213,7 +213,11 @@ describe('Response cache, memory store (e2e)', () => {
     await until(() => cache.waiting === 9);
     release();
     const results = await answers;
-    expect(results.map((r) => [r.status, r.body.request_id])).toEqual(
+    const outcomes = results.map((r) => {
+      const body = r.body as { request_id: string };
+      return [r.status, body.request_id];
+    });
+    expect(outcomes).toEqual(
       Array.from({ length: 10 }, (_, i) => [502, `f${i}`]),
     );
     expect(upstream.received).toHaveLength(1);
