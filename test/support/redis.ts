@@ -66,6 +66,15 @@ export class RedisServer {
     await once(child, 'exit');
   }
 
+  /** SIGSTOP / SIGCONT: a server that hangs without closing its connections. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   stop(): Promise<void> {
     return this.kill();
   }
