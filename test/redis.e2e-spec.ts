@@ -21,7 +21,7 @@ async function post(gw: GatewayProcess, payload: string): Promise<Answer> {
   return {
     status: res.status,
     ms: performance.now() - started,
-    xCache: res.headers['x-cache'] as string | undefined,
+    xCache: res.headers['x-cache'],
     text: res.text,
   };
 }
