@@ -57,6 +57,11 @@ const X_CACHE: Record<CacheResult, string> = {
 /** Never replayed from an entry: the gateway sets them for the current request. */
 const NOT_STORED = new Set(['x-request-id', 'age', 'x-cache']);
 const EMPTY = Buffer.alloc(0);
+/** The cache off: nothing allocated (through() is never called then). */
+const NO_STORE: CacheStore = {
+  get: () => Promise.resolve(undefined),
+  set: () => Promise.resolve(),
+};
 
 /**
  * Inference response cache for POST /predict and /batch_predict (on when
@@ -79,13 +84,15 @@ export class CacheService {
   ) {
     this.enabled = config.ttlSeconds > 0;
     const ttlMs = config.ttlSeconds * 1000;
-    this.store = redis.client
-      ? new RedisCacheStore(redis.client, `${redis.keyPrefix}cache:`, ttlMs)
-      : new MemoryCacheStore({
-          maxEntries: config.maxEntries,
-          maxBytes: config.maxBytes,
-          ttlMs,
-        });
+    this.store = !this.enabled
+      ? NO_STORE
+      : redis.client
+        ? new RedisCacheStore(redis.client, `${redis.keyPrefix}cache:`, ttlMs)
+        : new MemoryCacheStore({
+            maxEntries: config.maxEntries,
+            maxBytes: config.maxBytes,
+            ttlMs,
+          });
   }
 
   /** Requests waiting for an identical request's backend call. */
