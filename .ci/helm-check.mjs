@@ -616,6 +616,46 @@ check('a restricted NetworkPolicy still lets the helm test pod in', () => {
   );
 });
 
+check(
+  'redis: URL in the ConfigMap, password from the existing Secret, egress opened on its port',
+  () => {
+    const env = one(
+      a,
+      'ConfigMap',
+      (c) => c.data?.GATEWAY_PORT !== undefined,
+    ).data;
+    assert(env.REDIS_URL === 'redis://redis-master.redis:6379/0', 'REDIS_URL');
+    assert(one(d, 'Secret').data.REDIS_PASSWORD === '', 'default password');
+    const gateway = byKind(a, 'Deployment').find(
+      (x) =>
+        x.spec.template.metadata.labels['app.kubernetes.io/component'] ===
+        'gateway',
+    );
+    const password = gateway.spec.template.spec.containers[0].env.find(
+      (e) => e.name === 'REDIS_PASSWORD',
+    );
+    assert(
+      password?.valueFrom?.secretKeyRef?.name === 'redis' &&
+        password.valueFrom.secretKeyRef.key === 'redis-password',
+      'REDIS_PASSWORD from redis.existingSecret',
+    );
+    const np = one(
+      a,
+      'NetworkPolicy',
+      (n) => n.metadata.labels['app.kubernetes.io/component'] === 'gateway',
+    );
+    const rule = np.spec.egress.find((r) =>
+      (r.ports ?? []).some((p) => p.port === 6379),
+    );
+    assert(
+      rule?.to?.[0]?.namespaceSelector,
+      'redis egress rule with redis.egressTo',
+    );
+    const defaults = one(d, 'NetworkPolicy');
+    assert(!defaults.spec.egress, 'no egress rules when lock-down is off');
+  },
+);
+
 check('helm test hook checks /health and /predict against the Service', () => {
   const pod = one(d, 'Pod');
   assert(
@@ -647,6 +687,12 @@ const rejected = [
   [['--set', 'image.pullPolicy=Sometimes'], 'pullPolicy'],
   [['--set', 'auth.apiKeys=abc'], 'apiKeys'],
   [['--set', 'metrics.serviceMonitor.interval=often'], 'interval'],
+  [['--set', 'redis.url=redis://user:secret@redis:6379'], 'redis/url'],
+  [
+    ['--set', 'env.RATE_LIMIT_ON_REDIS_ERROR=maybe'],
+    'RATE_LIMIT_ON_REDIS_ERROR',
+  ],
+  [['--set', 'env.CACHE_SCOPE=tenant'], 'CACHE_SCOPE'],
   [
     [
       '--set',

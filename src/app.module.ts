@@ -7,23 +7,34 @@ import { ClientErrorHandler } from './common/client-error.handler.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
+import { cacheConfig } from './config/cache.config.js';
 import { loggingConfig } from './config/logging.config.js';
+import { redisConfig } from './config/redis.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { RedisModule } from './redis/redis.module.js';
 
 @Module({
   imports: [
     ConfigModule.forRoot({
       isGlobal: true,
       ignoreEnvFile: true,
-      load: [serverConfig, backendConfig, loggingConfig, securityConfig],
+      load: [
+        serverConfig,
+        backendConfig,
+        loggingConfig,
+        securityConfig,
+        redisConfig,
+        cacheConfig,
+      ],
     }),
     LoggingModule,
     MetricsModule,
+    RedisModule,
     AuthModule,
     ProxyModule,
     HealthModule,

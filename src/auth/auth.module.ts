@@ -1,25 +1,22 @@
 import { Module } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { securityConfig } from '../config/security.config.js';
+import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
+import { RateLimitStorage } from '../rate-limit/rate-limit.storage.js';
+import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { RateLimitGuard } from './rate-limit.guard.js';
-import { TokenBucketStorage } from './token-bucket.storage.js';
 
 @Module({
   imports: [
     ThrottlerModule.forRootAsync({
-      inject: [securityConfig.KEY],
-      useFactory: (config: ConfigType<typeof securityConfig>) => {
-        const rps = Math.max(config.rateLimitRps, 1);
-        const capacity = Math.max(config.rateLimitBurst || rps, 1);
-        return {
-          throttlers: [{ limit: capacity, ttl: 1000 }],
-          storage: new TokenBucketStorage(rps, capacity),
-        };
-      },
+      imports: [RateLimitModule],
+      inject: [RateLimiterService],
+      useFactory: (limiter: RateLimiterService) => ({
+        throttlers: [{ limit: limiter.limit, ttl: 1000 }],
+        storage: new RateLimitStorage(limiter),
+      }),
     }),
   ],
   providers: [

@@ -13,6 +13,8 @@ export interface GatewayRequestInfo {
   backendDurationMs?: number;
   /** Short id of the API key that authenticated the request (never the key). */
   keyId?: string;
+  /** Response cache result: hit, miss, bypass or error (unset: cache off). */
+  cache?: 'hit' | 'miss' | 'bypass' | 'error';
   /**
    * Status to count when the response could not be finished by the gateway's
    * own choice: the client-error handler answered on the socket (4xx), or a

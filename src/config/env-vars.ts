@@ -1,5 +1,7 @@
 import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
+import { CACHE_ENV_DEFAULTS } from './cache.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
+import { REDIS_ENV_DEFAULTS } from './redis.config.js';
 import { SECURITY_ENV_DEFAULTS } from './security.config.js';
 import { SERVER_ENV_DEFAULTS } from './server.config.js';
 
@@ -9,4 +11,6 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...LOGGING_ENV_DEFAULTS,
   ...BACKEND_ENV_DEFAULTS,
   ...SECURITY_ENV_DEFAULTS,
+  ...REDIS_ENV_DEFAULTS,
+  ...CACHE_ENV_DEFAULTS,
 };

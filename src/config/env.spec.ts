@@ -1,6 +1,8 @@
 import { backendConfig } from './backend.config.js';
+import { cacheConfig } from './cache.config.js';
 import { ConfigValidationError } from './env.js';
 import { securityConfig } from './security.config.js';
+import { redisConfig } from './redis.config.js';
 import { serverConfig } from './server.config.js';
 
 function withEnv<T>(env: Record<string, string | undefined>, read: () => T): T {
@@ -98,5 +100,62 @@ describe('HEADERS_WITH_UNDERSCORES', () => {
     ).toThrow(
       'Invalid configuration: HEADERS_WITH_UNDERSCORES="reject"; allowed: one of drop, allow',
     );
+  });
+});
+
+describe('redis and cache configuration', () => {
+  const read = <T>(env: Record<string, string>, config: () => T): T => {
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      return config();
+    } finally {
+      process.env = saved;
+    }
+  };
+
+  it('is off by default: no Redis, no cache, rate limits fail open', () => {
+    expect(read({}, () => redisConfig())).toEqual({
+      url: undefined,
+      password: undefined,
+      keyPrefix: 'api-gateway:',
+      timeoutMs: 50,
+    });
+    expect(read({}, () => cacheConfig())).toMatchObject({
+      ttlSeconds: 0,
+      maxEntries: 10000,
+      maxBytes: 64 * 1024 * 1024,
+      maxBodyBytes: 1024 * 1024,
+      keyHeaders: [],
+      scope: 'key',
+    });
+  });
+
+  it('takes redis:// and rediss:// URLs and never prints a password in its error', () => {
+    for (const url of ['redis://r:6379', 'rediss://u:p@r:6380/2', 'redis://r'])
+      expect(read({ REDIS_URL: url }, () => redisConfig()).url).toBe(url);
+    expect(() =>
+      read({ REDIS_URL: 'http://user:hunter2@r:6379' }, () => redisConfig()),
+    ).toThrow(
+      'Invalid configuration: REDIS_URL="http://user:***@r:6379"; allowed: redis://[user:password@]host[:port][/db] or rediss://... (TLS)',
+    );
+    expect(() =>
+      read({ REDIS_URL: 'redis://r:6379/x' }, () => redisConfig()),
+    ).toThrow(ConfigValidationError);
+  });
+
+  it('names a bad cache setting in one line', () => {
+    expect(() => read({ CACHE_SCOPE: 'tenant' }, () => cacheConfig())).toThrow(
+      'Invalid configuration: CACHE_SCOPE="tenant"; allowed: one of key, global',
+    );
+    expect(() =>
+      read({ CACHE_KEY_HEADERS: 'x-model, bad header' }, () => cacheConfig()),
+    ).toThrow(
+      'Invalid configuration: CACHE_KEY_HEADERS="x-model, bad header"; allowed: comma-separated HTTP header names',
+    );
+    expect(
+      read({ CACHE_KEY_HEADERS: 'X-Model, Accept' }, () => cacheConfig())
+        .keyHeaders,
+    ).toEqual(['x-model', 'accept']);
   });
 });

@@ -9,6 +9,7 @@ export const SECURITY_ENV_DEFAULTS = {
   METRICS_PORT: '',
   RATE_LIMIT_RPS: '0',
   RATE_LIMIT_BURST: '0',
+  RATE_LIMIT_ON_REDIS_ERROR: 'allow',
   CORS_ORIGINS: '',
   HEADERS_WITH_UNDERSCORES: 'drop',
 };
@@ -22,6 +23,7 @@ export const securityConfig = registerAs('security', () => {
       METRICS_PORT: z.union([z.literal(''), intInRange(1, 65535)]),
       RATE_LIMIT_RPS: intInRange(0, 1_000_000),
       RATE_LIMIT_BURST: intInRange(0, 1_000_000),
+      RATE_LIMIT_ON_REDIS_ERROR: z.enum(['allow', 'deny']),
       CORS_ORIGINS: z.string(),
       HEADERS_WITH_UNDERSCORES: z.enum(['drop', 'allow']),
     },
@@ -39,6 +41,8 @@ export const securityConfig = registerAs('security', () => {
     metricsPort: env.METRICS_PORT === '' ? undefined : env.METRICS_PORT,
     rateLimitRps: env.RATE_LIMIT_RPS,
     rateLimitBurst: env.RATE_LIMIT_BURST,
+    /** With REDIS_URL, when Redis cannot answer: let the request through, or 503. */
+    rateLimitOnRedisError: env.RATE_LIMIT_ON_REDIS_ERROR,
     corsOrigins: list(env.CORS_ORIGINS),
     /** Request headers with `_` in their name never reach a backend (nginx's default). */
     dropUnderscoreHeaders: env.HEADERS_WITH_UNDERSCORES === 'drop',

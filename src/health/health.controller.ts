@@ -18,6 +18,7 @@ import { BackendHealthIndicator } from '../proxy/backend.indicator.js';
 import { Public } from '../auth/public.decorator.js';
 import { RequestIdInterceptor } from '../common/request-id.interceptor.js';
 import { backendConfig } from '../config/backend.config.js';
+import { RedisHealthIndicator } from '../redis/redis.indicator.js';
 import { ShutdownService } from './shutdown.service.js';
 
 // Probes stay open whatever the access settings.
@@ -30,17 +31,25 @@ export class HealthController {
     private readonly backends: BackendHealthIndicator,
     private readonly indicators: HealthIndicatorService,
     private readonly shutdown: ShutdownService,
+    private readonly redis: RedisHealthIndicator,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
   ) {}
 
-  /** The Go gateway's /health shape, backed by the pool's real state. */
+  /**
+   * The Go gateway's /health shape, backed by the pool's real state. Redis,
+   * when configured, is reported in `details` only: the gateway serves
+   * without it, so it never turns /health red.
+   */
   @Get()
   async check(@Res({ passthrough: true }) reply: FastifyReply) {
     const reports = await this.backends.reports();
-    const result = await this.run(() =>
-      this.health.check([() => this.backends.isHealthy('backends', reports)]),
-    );
+    const [result, redis] = await Promise.all([
+      this.run(() =>
+        this.health.check([() => this.backends.isHealthy('backends', reports)]),
+      ),
+      this.redis.configured ? this.redis.isHealthy('redis') : undefined,
+    ]);
     const up = result.status === 'ok';
     const primary = reports.find((b) => b.state === 'healthy') ?? reports[0];
     reply.code(up ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
@@ -55,7 +64,7 @@ export class HealthController {
       backends: reports,
       info: result.info,
       error: result.error,
-      details: result.details,
+      details: redis ? { ...result.details, ...redis } : result.details,
     };
   }
 

@@ -59,6 +59,7 @@ export class AccessLogHook implements OnApplicationBootstrap {
         backend_status: info?.backendStatus,
         backend_duration_ms: info?.backendDurationMs,
         key_id: info?.keyId,
+        cache: info?.cache,
       },
       finished
         ? 'request completed'

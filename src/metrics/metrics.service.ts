@@ -70,6 +70,28 @@ export class MetricsService {
     name: 'gateway_retry_budget_exhausted_total',
     help: 'Retries not made because the retry budget was spent',
   });
+  readonly redisUp = gauge({
+    name: 'gateway_redis_up',
+    help: '1 while the shared Redis connection is ready, 0 when it is down or REDIS_URL is unset',
+  });
+  readonly redisErrors = counter({
+    name: 'gateway_redis_errors_total',
+    help: 'Redis calls that failed or timed out, by operation',
+    labelNames: ['op'],
+  });
+  readonly rateLimitRedisFallback = counter({
+    name: 'gateway_rate_limit_redis_fallback_total',
+    help: 'Requests let through unlimited because Redis could not answer (RATE_LIMIT_ON_REDIS_ERROR=allow)',
+  });
+  readonly cacheRequests = counter({
+    name: 'gateway_cache_requests_total',
+    help: 'Requests seen by the response cache, by result (hit, miss, bypass, error)',
+    labelNames: ['endpoint', 'result'],
+  });
+  readonly cacheEntries = gauge({
+    name: 'gateway_cache_entries',
+    help: 'Entries in the in-memory response cache',
+  });
 }
 
 // Each app instance registers anew: an earlier instance in this process (tests,

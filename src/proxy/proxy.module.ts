@@ -1,5 +1,6 @@
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
+import { CacheModule } from '../cache/cache.module.js';
 import { TerminusModule } from '@nestjs/terminus';
 import { BackendClients } from './backend-clients.service.js';
 import { BackendPoolService } from './backend-pool.service.js';
@@ -9,6 +10,7 @@ import { ProxyService } from './proxy.service.js';
 
 @Module({
   imports: [
+    CacheModule,
     TerminusModule,
     // The active health probes' client (their cost per call does not matter):
     // every status is an answer, never redirected or decompressed.

@@ -10,6 +10,7 @@ import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
+import { CacheService, type CacheFill } from '../cache/cache.service.js';
 import '../common/request-context.js';
 import type { RequestBody } from '../common/request-body.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
@@ -69,6 +70,8 @@ interface Exchange {
   cut: Cut | undefined;
   /** The attempt in flight, to cancel when the exchange is cut. */
   call: BackendCall | undefined;
+  /** Set when the response cache missed: takes the answer before it is sent. */
+  fill: CacheFill | undefined;
 }
 
 /**
@@ -93,6 +96,7 @@ export class ProxyService {
     private readonly clients: BackendClients,
     private readonly pool: BackendPoolService,
     private readonly metrics: MetricsService,
+    private readonly cache: CacheService,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
     @Inject(serverConfig.KEY)
@@ -106,7 +110,19 @@ export class ProxyService {
     this.dropUnderscoreHeaders = security.dropUnderscoreHeaders;
   }
 
-  async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    return this.cache.enabled
+      ? this.cache.through(request, reply, (fill) =>
+          this.forwardToBackend(request, reply, fill),
+        )
+      : this.forwardToBackend(request, reply);
+  }
+
+  private async forwardToBackend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    fill?: CacheFill,
+  ): Promise<void> {
     const endpoint = request.routeOptions.url ?? request.url;
     const q = request.url.indexOf('?');
     const exchange: Exchange = {
@@ -125,6 +141,7 @@ export class ProxyService {
       body: request.body as RequestBody | undefined,
       cut: undefined,
       call: undefined,
+      fill,
     };
     // One deadline for all attempts, and cancellation when the client leaves.
     const deadline = setTimeout(
@@ -337,6 +354,9 @@ export class ProxyService {
     }
     reply.code(answer.status);
     const headers = endToEndHeaders(answer.headers);
+    if (exchange.fill && Buffer.isBuffer(answer.body)) {
+      await exchange.fill.store(answer.status, headers, answer.body);
+    }
     for (const name in headers) reply.header(name, headers[name]);
     reply.header(REQUEST_ID_HEADER, request.id);
     await reply.send(answer.body);

@@ -82,7 +82,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: BACKEND_URL or BACKEND_URLS, never both. */}}
+{{/* The env rendered into the ConfigMap: BACKEND_URL or BACKEND_URLS, never both; REDIS_URL from redis.url. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
@@ -95,6 +95,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if and $env.BACKEND_URL $env.BACKEND_URLS (ne $env.BACKEND_URL "http://sentiment-api-service:80") }}
 {{- fail "env.BACKEND_URL and env.BACKEND_URLS are both set: set one of them" }}
 {{- end }}
+{{- $_ := set $env "REDIS_URL" .Values.redis.url }}
 {{- if $env.BACKEND_URLS }}
 {{- $_ := unset $env "BACKEND_URL" }}
 {{- else }}
@@ -109,4 +110,11 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + (SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS)/1000 = %d" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
 {{- end }}
+{{- end }}
+
+{{/* The Redis port of redis.url (6379 when it names none), for the egress NetworkPolicy. */}}
+{{- define "api-gateway.redisPort" -}}
+{{- $host := (urlParse .Values.redis.url).host }}
+{{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
+{{- default "6379" $port }}
 {{- end }}

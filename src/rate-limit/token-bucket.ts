@@ -1,4 +1,4 @@
-import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { LimitResult } from './rate-limit.types.js';
 
 interface Bucket {
   tokens: number;
@@ -9,12 +9,10 @@ interface Bucket {
 const SWEEP_EVERY_MS = 10_000;
 
 /**
- * A token bucket per tracker for @nestjs/throttler: `capacity` requests at
- * once (the burst), refilled at `rps` per second. Its record maps onto the
- * guard's headers: remaining = tokens left, reset = seconds until full,
- * retry-after = seconds until the next token.
+ * In-memory token buckets, one per key, for one pod: `capacity` requests at
+ * once (the burst), refilled at `rps` per second.
  */
-export class TokenBucketStorage implements ThrottlerStorage {
+export class TokenBuckets {
   private readonly buckets = new Map<string, Bucket>();
   private lastSweep = Date.now();
 
@@ -23,7 +21,7 @@ export class TokenBucketStorage implements ThrottlerStorage {
     readonly capacity: number,
   ) {}
 
-  increment(key: string) {
+  take(key: string): LimitResult {
     const now = Date.now();
     this.sweep(now);
     let bucket = this.buckets.get(key);
@@ -37,19 +35,19 @@ export class TokenBucketStorage implements ThrottlerStorage {
       );
       bucket.at = now;
     }
-    const isBlocked = bucket.tokens < 1;
-    if (!isBlocked) bucket.tokens -= 1;
-    return Promise.resolve({
-      totalHits: this.capacity - Math.floor(bucket.tokens),
-      timeToExpire: Math.ceil((this.capacity - bucket.tokens) / this.rps),
-      isBlocked,
-      timeToBlockExpire: isBlocked
-        ? Math.max(1, Math.ceil((1 - bucket.tokens) / this.rps))
-        : 0,
-    });
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
+    return {
+      allowed,
+      remaining: Math.floor(bucket.tokens),
+      resetSeconds: Math.ceil((this.capacity - bucket.tokens) / this.rps),
+      retryAfterSeconds: allowed
+        ? 0
+        : Math.max(1, Math.ceil((1 - bucket.tokens) / this.rps)),
+    };
   }
 
-  /** Number of trackers with a bucket (for tests and memory bounds). */
+  /** Number of keys with a bucket (for tests and memory bounds). */
   get size(): number {
     return this.buckets.size;
   }

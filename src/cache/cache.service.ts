@@ -1,0 +1,286 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { RequestBody } from '../common/request-body.js';
+import { REQUEST_ID_HEADER } from '../common/request-id.js';
+import type { ConfigType } from '@nestjs/config';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import { presentedKey } from '../auth/api-key.js';
+import '../common/request-context.js';
+import { UNMATCHED_ROUTE } from '../common/request-context.js';
+import { cacheConfig } from '../config/cache.config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { RedisService } from '../redis/redis.service.js';
+import {
+  type CachedAnswer,
+  type CacheStore,
+  MemoryCacheStore,
+  RedisCacheStore,
+} from './cache.store.js';
+import { canonicalJson } from './canonical-json.js';
+
+export type CacheResult = 'hit' | 'miss' | 'bypass' | 'error';
+
+/** Handed to the proxy for a request that missed: it passes the backend's answer before sending it. */
+export interface CacheFill {
+  store(
+    status: number,
+    headers: Record<string, string | string[]>,
+    body: unknown,
+  ): Promise<void>;
+}
+
+type Outcome = { answer: CachedAnswer } | { error: unknown } | undefined;
+
+/** One backend call in progress for a key, awaited by identical requests. */
+class Flight {
+  readonly done: Promise<Outcome>;
+  waiters = 0;
+  private resolve!: (outcome: Outcome) => void;
+  private settled = false;
+
+  constructor() {
+    this.done = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  settle(outcome: Outcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(outcome);
+  }
+}
+
+const X_CACHE: Record<CacheResult, string> = {
+  hit: 'HIT',
+  miss: 'MISS',
+  error: 'MISS',
+  bypass: 'BYPASS',
+};
+/** Never replayed from an entry: the gateway sets them for the current request. */
+const NOT_STORED = new Set(['x-request-id', 'age', 'x-cache']);
+const EMPTY = Buffer.alloc(0);
+/** The cache off: nothing allocated (through() is never called then). */
+const NO_STORE: CacheStore = {
+  get: () => Promise.resolve(undefined),
+  set: () => Promise.resolve(),
+};
+
+/**
+ * Inference response cache for POST /predict and /batch_predict (on when
+ * CACHE_TTL_SECONDS > 0): in memory per pod, or in the shared Redis. Keys
+ * are SHA-256 over route, query, canonical JSON body (else raw bytes), the
+ * CACHE_KEY_HEADERS values and, with CACHE_SCOPE=key, the client's API key.
+ * Identical misses in one pod make one backend call (single flight).
+ */
+@Injectable()
+export class CacheService {
+  readonly enabled: boolean;
+  private readonly store: CacheStore;
+  private readonly flights = new Map<string, Flight>();
+
+  constructor(
+    @Inject(cacheConfig.KEY)
+    private readonly config: ConfigType<typeof cacheConfig>,
+    private readonly redis: RedisService,
+    private readonly metrics: MetricsService,
+  ) {
+    this.enabled = config.ttlSeconds > 0;
+    const ttlMs = config.ttlSeconds * 1000;
+    this.store = !this.enabled
+      ? NO_STORE
+      : redis.client
+        ? new RedisCacheStore(redis.client, `${redis.keyPrefix}cache:`, ttlMs)
+        : new MemoryCacheStore({
+            maxEntries: config.maxEntries,
+            maxBytes: config.maxBytes,
+            ttlMs,
+          });
+  }
+
+  /** Requests waiting for an identical request's backend call. */
+  get waiting(): number {
+    let waiters = 0;
+    for (const flight of this.flights.values()) waiters += flight.waiters;
+    return waiters;
+  }
+
+  /**
+   * Answers from the cache, or calls `forward` (with a fill to hand the
+   * backend's answer to) and shares its outcome with identical requests that
+   * arrived meanwhile. Errors of the leading call are each waiter's error.
+   */
+  async through(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    forward: (fill?: CacheFill) => Promise<void>,
+  ): Promise<void> {
+    const endpoint = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const directive = requestDirective(request.headers['cache-control']);
+    if (directive === 'no-store') {
+      this.count(request, reply, endpoint, 'bypass');
+      return forward();
+    }
+    const key = this.keyOf(request, endpoint);
+    let result: CacheResult = 'miss';
+    if (directive !== 'no-cache') {
+      const flight = this.flights.get(key);
+      if (flight) return this.follow(flight, request, reply, endpoint, forward);
+      try {
+        const found = await this.store.get(key);
+        if (found) return this.serve(request, reply, endpoint, found);
+      } catch (err) {
+        result = 'error';
+        this.redis.failed('cache_get', err);
+      }
+      const late = this.flights.get(key);
+      if (late) return this.follow(late, request, reply, endpoint, forward);
+    }
+    return this.lead(key, request, reply, endpoint, result, forward);
+  }
+
+  private async lead(
+    key: string,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    result: CacheResult,
+    forward: (fill?: CacheFill) => Promise<void>,
+  ): Promise<void> {
+    // A no-cache refresh next to a running flight does not replace it.
+    const flight = this.flights.has(key) ? undefined : new Flight();
+    if (flight) this.flights.set(key, flight);
+    this.count(request, reply, endpoint, result);
+    try {
+      await forward({
+        store: (status, headers, body) =>
+          this.fill(key, flight, status, headers, body),
+      });
+    } catch (err) {
+      flight?.settle({ error: err });
+      throw err;
+    } finally {
+      if (flight) {
+        flight.settle(undefined);
+        this.flights.delete(key);
+      }
+    }
+  }
+
+  private async follow(
+    flight: Flight,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    forward: (fill?: CacheFill) => Promise<void>,
+  ): Promise<void> {
+    flight.waiters++;
+    const outcome = await flight.done;
+    if (outcome && 'answer' in outcome)
+      return this.serve(request, reply, endpoint, outcome.answer);
+    this.count(request, reply, endpoint, 'miss');
+    if (outcome && 'error' in outcome) throw outcome.error;
+    // The leader's answer was not cacheable (or its client left): ask on our own.
+    return forward();
+  }
+
+  private async fill(
+    key: string,
+    flight: Flight | undefined,
+    status: number,
+    headers: Record<string, string | string[]>,
+    body: unknown,
+  ): Promise<void> {
+    if (
+      status !== 200 ||
+      !Buffer.isBuffer(body) ||
+      body.length > this.config.maxBodyBytes ||
+      !storable(headers)
+    )
+      return;
+    const kept: Record<string, string | string[]> = {};
+    for (const name in headers)
+      if (!NOT_STORED.has(name)) kept[name] = headers[name];
+    const answer = { status, headers: kept, body, storedAt: Date.now() };
+    flight?.settle({ answer });
+    try {
+      await this.store.set(key, answer);
+    } catch (err) {
+      this.redis.failed('cache_set', err);
+    }
+    if (this.store.size !== undefined)
+      this.metrics.cacheEntries.set(this.store.size);
+  }
+
+  private async serve(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    answer: CachedAnswer,
+  ): Promise<void> {
+    this.count(request, reply, endpoint, 'hit');
+    reply.code(answer.status);
+    for (const name in answer.headers) reply.header(name, answer.headers[name]);
+    const age = Math.max(0, Math.floor((Date.now() - answer.storedAt) / 1000));
+    reply.header('age', String(age));
+    reply.header(REQUEST_ID_HEADER, request.id);
+    await reply.send(answer.body);
+  }
+
+  private count(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    result: CacheResult,
+  ): void {
+    this.metrics.cacheRequests.labels(endpoint, result).inc();
+    (request.raw.gateway ??= {}).cache = result;
+    reply.header('x-cache', X_CACHE[result]);
+  }
+
+  private keyOf(request: FastifyRequest, endpoint: string): string {
+    const hash = createHash('sha256');
+    const q = request.url.indexOf('?');
+    hash.update(`${endpoint}\0${q === -1 ? '' : request.url.slice(q + 1)}\0`);
+    // Keys on: the full key (never stored, only hashed) separates tenants.
+    if (this.config.scope === 'key' && request.raw.gateway?.keyId)
+      hash.update(presentedKey(request.headers) ?? '');
+    hash.update('\0');
+    for (const name of this.config.keyHeaders) {
+      const value = request.headers[name];
+      hash.update(
+        `${name}=${Array.isArray(value) ? value.join(',') : (value ?? '')}\0`,
+      );
+    }
+    // A large body arrives as its chunks (see readRequestBody): joined here only.
+    const raw = request.body as RequestBody | undefined;
+    const body = Array.isArray(raw) ? Buffer.concat(raw) : (raw ?? EMPTY);
+    const canonical =
+      /json/i.test(request.headers['content-type'] ?? '') && isUtf8(body)
+        ? canonicalJson(body.toString('utf8'))
+        : undefined;
+    if (canonical === undefined) hash.update('r').update(body);
+    else hash.update('j').update(canonical);
+    return hash.digest('hex');
+  }
+}
+
+function requestDirective(
+  value: string | undefined,
+): 'no-store' | 'no-cache' | undefined {
+  if (!value) return undefined;
+  const directives = value.toLowerCase();
+  if (/(^|,)\s*no-store\s*(,|$)/.test(directives)) return 'no-store';
+  if (/(^|,)\s*no-cache\s*(,|$)/.test(directives)) return 'no-cache';
+  return undefined;
+}
+
+/** The backend allows sharing it, and nothing in it depends on what the key leaves out. */
+function storable(headers: Record<string, string | string[]>): boolean {
+  const control = String(headers['cache-control'] ?? '').toLowerCase();
+  return (
+    !/(^|,)\s*(no-store|private)\s*(,|=|$)/.test(control) &&
+    headers['set-cookie'] === undefined &&
+    headers['content-encoding'] === undefined &&
+    String(headers.vary ?? '').trim() !== '*'
+  );
+}

@@ -1,0 +1,22 @@
+import { Global, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { RedisHealthIndicator } from './redis.indicator.js';
+import { REDIS_CLIENT } from './redis.constants.js';
+import { RedisService } from './redis.service.js';
+
+/** The pod's shared Redis connection (or null without REDIS_URL) for every feature. */
+@Global()
+@Module({
+  imports: [TerminusModule],
+  providers: [
+    RedisService,
+    RedisHealthIndicator,
+    {
+      provide: REDIS_CLIENT,
+      inject: [RedisService],
+      useFactory: (redis: RedisService) => redis.client,
+    },
+  ],
+  exports: [RedisService, RedisHealthIndicator, REDIS_CLIENT],
+})
+export class RedisModule {}

@@ -1,0 +1,254 @@
+import request from 'supertest';
+import { spawnGateway, type GatewayProcess } from './support/process.js';
+import { hasRedisServer, RedisServer } from './support/redis.js';
+import { Upstream } from './support/upstream.js';
+
+const body = (text: string) => JSON.stringify({ request: { text } });
+
+interface Answer {
+  status: number;
+  ms: number;
+  xCache?: string;
+  text: string;
+}
+
+async function post(gw: GatewayProcess, payload: string): Promise<Answer> {
+  const started = performance.now();
+  const res = await request(gw.url)
+    .post('/predict')
+    .set('content-type', 'application/json')
+    .send(payload);
+  return {
+    status: res.status,
+    ms: performance.now() - started,
+    xCache: res.headers['x-cache'],
+    text: res.text,
+  };
+}
+
+/** `count` requests spread evenly over `ms`, alternating between the gateways. */
+function paced(gateways: GatewayProcess[], count: number, ms: number) {
+  return Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) =>
+        new Promise<[number, number]>((resolve, reject) =>
+          setTimeout(
+            () => {
+              post(gateways[i % gateways.length], body('limited')).then(
+                (a) => resolve([i % gateways.length, a.status]),
+                reject,
+              );
+            },
+            (i * ms) / count,
+          ),
+        ),
+    ),
+  );
+}
+
+async function health(gw: GatewayProcess) {
+  const res = await request(gw.url).get('/health');
+  const details = res.body as { details: { redis?: { status: string } } };
+  return { status: res.status, redis: details.details.redis };
+}
+
+/** Resolves once `done()` is true, checking every 50 ms (reconnection is the gateway's own timer). */
+async function until(done: () => Promise<boolean>, ms: number) {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function metric(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line === undefined ? NaN : Number(line.slice(name.length + 1));
+}
+
+describe.skipIf(!hasRedisServer)(
+  'Cluster-wide state on Redis: two gateway processes, one redis-server (e2e)',
+  () => {
+    let redis: RedisServer;
+    let upstream: Upstream;
+    let gateways: GatewayProcess[] = [];
+    let run = 0;
+
+    /** Two gateway processes; each test gets its own key prefix. */
+    async function pair(
+      env: Record<string, string>,
+      envB: Record<string, string> = {},
+    ): Promise<GatewayProcess[]> {
+      const common = {
+        BACKEND_URL: upstream.url,
+        REDIS_URL: redis.url,
+        REDIS_KEY_PREFIX: `test${++run}:`,
+        // A loaded CI machine can stall a process past the 50 ms default;
+        // the bound itself has its own test below.
+        REDIS_TIMEOUT_MS: '1000',
+        RETRY_ATTEMPTS: '0',
+        ...env,
+      };
+      gateways = await Promise.all([
+        spawnGateway(common),
+        spawnGateway({ ...common, ...envB }),
+      ]);
+      return gateways;
+    }
+
+    beforeAll(async () => {
+      redis = await RedisServer.start();
+      upstream = await new Upstream().start();
+    });
+
+    afterEach(async () => {
+      await Promise.all(gateways.map((gw) => gw.stop()));
+      gateways = [];
+    });
+
+    afterAll(async () => {
+      await redis?.stop();
+      await upstream?.stop();
+    });
+
+    it('two gateways hold one limit: burst 10 + 5/s lets ~15 of 40 requests in one second through, over both', async () => {
+      const [a, b] = await pair({
+        RATE_LIMIT_RPS: '5',
+        RATE_LIMIT_BURST: '10',
+      });
+      const answers = await paced([a, b], 40, 1000);
+      const passed = answers.filter(([, status]) => status === 200);
+      const perGateway = [0, 1].map(
+        (g) => passed.filter(([which]) => which === g).length,
+      );
+      console.info(
+        `shared limit: ${passed.length}/40 let through (A ${perGateway[0]}, B ${perGateway[1]}); statuses: ${answers.map(([, s]) => s).join(' ')}`,
+      );
+      expect(answers.every(([, s]) => s === 200 || s === 429)).toBe(true);
+      expect(passed.length).toBeGreaterThanOrEqual(13);
+      expect(passed.length).toBeLessThanOrEqual(16);
+      expect(perGateway[0]).toBeGreaterThan(0);
+      expect(perGateway[1]).toBeGreaterThan(0);
+    });
+
+    it('without REDIS_URL each gateway has its own bucket (the per-pod limit Redis fixes)', async () => {
+      const [a, b] = await pair({
+        REDIS_URL: '',
+        RATE_LIMIT_RPS: '5',
+        RATE_LIMIT_BURST: '10',
+      });
+      const answers = await paced([a, b], 40, 1000);
+      const passed = answers.filter(([, status]) => status === 200).length;
+      console.info(`per-pod limit: ${passed}/40 let through by two gateways`);
+      expect(passed).toBeGreaterThan(20);
+    });
+
+    it('a cache entry filled through one gateway is a HIT through the other; the backend saw one request', async () => {
+      const [a, b] = await pair({ CACHE_TTL_SECONDS: '60' });
+      const text = `shared ${Date.now()}`;
+      const before = upstream.received.length;
+      const miss = await post(a, body(text));
+      const hit = await post(b, body(text));
+      const pretty = await post(
+        b,
+        JSON.stringify(JSON.parse(body(text)), null, 2),
+      );
+      expect([miss.status, miss.xCache]).toEqual([200, 'MISS']);
+      expect([hit.status, hit.xCache]).toEqual([200, 'HIT']);
+      expect(hit.text).toBe(miss.text);
+      expect(pretty.xCache).toBe('HIT');
+      expect(upstream.received.length - before).toBe(1);
+      const logged = await b.waitForLine(
+        (l) => l.route === '/predict' && l.cache === 'hit',
+      );
+      expect(logged).toMatchObject({ status: 200, cache: 'hit' });
+    });
+
+    it('Redis killed mid-run: every request answered (allow lets through, deny 503s, cache misses); restarted: shared again without a gateway restart', async () => {
+      const limits = { RATE_LIMIT_RPS: '1000', CACHE_TTL_SECONDS: '60' };
+      const [allow, deny] = await pair(
+        { ...limits, RATE_LIMIT_ON_REDIS_ERROR: 'allow' },
+        { RATE_LIMIT_ON_REDIS_ERROR: 'deny' },
+      );
+      expect((await post(allow, body('warm'))).xCache).toBe('MISS');
+      expect((await post(deny, body('warm'))).xCache).toBe('HIT');
+      expect((await health(allow)).redis?.status).toBe('up');
+
+      await redis.kill();
+      const down: Answer[] = [];
+      for (let i = 0; i < 20; i++)
+        down.push(await post(allow, body(i % 2 ? 'warm' : `down ${i}`)));
+      const denied: Answer[] = [];
+      for (let i = 0; i < 20; i++) denied.push(await post(deny, body('warm')));
+      console.info(
+        `redis down: allow gateway ${down.filter((d) => d.status === 200).length}/20 answered 200 (max ${Math.max(...down.map((d) => d.ms)).toFixed(1)} ms), deny gateway ${denied.filter((d) => d.status === 503).length}/20 answered 503`,
+      );
+      expect(down.map((d) => [d.status, d.xCache])).toEqual(
+        Array(20).fill([200, 'MISS']),
+      );
+      expect(denied.map((d) => d.status)).toEqual(Array(20).fill(503));
+      expect(JSON.parse(denied[0].text)).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: expect.stringContaining('rate limiter unavailable') as string,
+        request_id: expect.any(String) as string,
+      });
+      const healthDown = await health(allow);
+      expect(healthDown.status).toBe(200);
+      expect(healthDown.redis?.status).toBe('down');
+      const metrics = (await request(allow.url).get('/metrics')).text;
+      expect(metric(metrics, 'gateway_redis_up')).toBe(0);
+      expect(
+        metric(metrics, 'gateway_rate_limit_redis_fallback_total'),
+      ).toBeGreaterThanOrEqual(20);
+      expect(metrics).toMatch(
+        /gateway_redis_errors_total\{op="cache_get"\} \d+/,
+      );
+      expect(metrics).toContain(
+        'gateway_cache_requests_total{endpoint="/predict",result="error"} 20',
+      );
+
+      await redis.restart();
+      const restarted = Date.now();
+      await until(
+        async () =>
+          (await post(deny, body('back'))).status === 200 &&
+          (await health(allow)).redis?.status === 'up',
+        10_000,
+      );
+      const backMs = Date.now() - restarted;
+      console.info(
+        `redis restarted: both gateways shared again after ${backMs} ms`,
+      );
+      expect(backMs).toBeLessThan(5000);
+      const again = `again ${Date.now()}`;
+      expect((await post(allow, body(again))).xCache).toBe('MISS');
+      expect((await post(deny, body(again))).xCache).toBe('HIT');
+    });
+
+    it('a hung Redis adds at most about REDIS_TIMEOUT_MS to a request', async () => {
+      const [a] = await pair({
+        RATE_LIMIT_RPS: '1000',
+        CACHE_TTL_SECONDS: '60',
+        REDIS_TIMEOUT_MS: '50',
+      });
+      await post(a, body('hung'));
+      redis.pause();
+      try {
+        const answers: Answer[] = [];
+        for (let i = 0; i < 5; i++) answers.push(await post(a, body('hung')));
+        const slowest = Math.max(...answers.map((x) => x.ms));
+        console.info(
+          `redis hung: 5/5 answered, slowest ${slowest.toFixed(1)} ms (limiter, cache lookup and store each bounded by 50 ms)`,
+        );
+        expect(answers.map((x) => [x.status, x.xCache])).toEqual(
+          Array(5).fill([200, 'MISS']),
+        );
+        expect(slowest).toBeLessThan(1000);
+      } finally {
+        redis.resume();
+      }
+    });
+  },
+);
