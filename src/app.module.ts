@@ -10,19 +10,28 @@ import { backendConfig } from './config/backend.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
+import { tracingConfig } from './config/tracing.config.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ProxyModule } from './proxy/proxy.module.js';
+import { TracingModule } from './tracing/tracing.module.js';
 
 @Module({
   imports: [
     ConfigModule.forRoot({
       isGlobal: true,
       ignoreEnvFile: true,
-      load: [serverConfig, backendConfig, loggingConfig, securityConfig],
+      load: [
+        serverConfig,
+        backendConfig,
+        loggingConfig,
+        securityConfig,
+        tracingConfig,
+      ],
     }),
     LoggingModule,
+    TracingModule,
     MetricsModule,
     AuthModule,
     ProxyModule,

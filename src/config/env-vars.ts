@@ -2,6 +2,7 @@ import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { SECURITY_ENV_DEFAULTS } from './security.config.js';
 import { SERVER_ENV_DEFAULTS } from './server.config.js';
+import { TRACING_ENV_DEFAULTS } from './tracing.config.js';
 
 /** Every environment variable the gateway reads, with its default ('' = unset). */
 export const ENV_DEFAULTS: Record<string, string> = {
@@ -9,4 +10,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...LOGGING_ENV_DEFAULTS,
   ...BACKEND_ENV_DEFAULTS,
   ...SECURITY_ENV_DEFAULTS,
+  ...TRACING_ENV_DEFAULTS,
 };

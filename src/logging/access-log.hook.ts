@@ -59,6 +59,8 @@ export class AccessLogHook implements OnApplicationBootstrap {
         backend_status: info?.backendStatus,
         backend_duration_ms: info?.backendDurationMs,
         key_id: info?.keyId,
+        trace_id: info?.trace?.traceId,
+        span_id: info?.trace?.spanId,
       },
       finished
         ? 'request completed'
