@@ -8,8 +8,10 @@ import { renameSync, rmSync } from 'node:fs';
 
 // Optional peers Nest loads only when used (microservices, multipart, ...) and
 // packages that locate files beside themselves (pino's transport worker) stay
-// out of the bundle and load from node_modules if ever needed.
-const external = ['thread-stream', 'pino-pretty'];
+// out of the bundle and load from node_modules if ever needed. OpenTelemetry
+// too: src/tracing imports it with import() only when tracing is on, so a
+// gateway without tracing neither parses nor loads it.
+const external = ['thread-stream', 'pino-pretty', '@opentelemetry/*'];
 const optionalPeers = {
   name: 'optional-peers',
   setup(b) {

@@ -20,6 +20,12 @@ const NOT_IN_CHART: Record<string, string> = {
 const SECRET_KEYS = ['API_KEYS', 'METRICS_API_KEY', 'REDIS_PASSWORD'];
 /** In the ConfigMap, set from a chart value outside `env`. */
 const FROM_VALUES: Record<string, string> = { REDIS_URL: 'redis.url' };
+/** Rendered from the chart's `tracing` block (key there), not from `env`. */
+const FROM_TRACING: Record<string, string> = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'endpoint',
+  OTEL_TRACES_SAMPLER: 'sampler',
+  OTEL_TRACES_SAMPLER_ARG: 'samplerArg',
+};
 
 type K8sObject = {
   kind: string;
@@ -95,6 +101,7 @@ describe('chart env vs the variables the code reads', () => {
   it('values.yaml env and values.schema.json list the same variables, with the code defaults', () => {
     const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as {
       env: Record<string, string>;
+      tracing: Record<string, string>;
     };
     const schema = JSON.parse(
       readFileSync(join(chart, 'values.schema.json'), 'utf8'),
@@ -103,7 +110,10 @@ describe('chart env vs the variables the code reads', () => {
     };
     const expectedNames = codeNames.filter(
       (n) =>
-        !SECRET_KEYS.includes(n) && !(n in NOT_IN_CHART) && !(n in FROM_VALUES),
+        !SECRET_KEYS.includes(n) &&
+        !(n in NOT_IN_CHART) &&
+        !(n in FROM_VALUES) &&
+        !(n in FROM_TRACING),
     );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
     expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
@@ -111,6 +121,8 @@ describe('chart env vs the variables the code reads', () => {
     );
     for (const name of expectedNames)
       expect([name, values.env[name]]).toEqual([name, ENV_DEFAULTS[name]]);
+    for (const [name, key] of Object.entries(FROM_TRACING))
+      expect([name, values.tracing[key]]).toEqual([name, ENV_DEFAULTS[name]]);
   });
 
   it('every toggle on still renders only variables the code reads', () => {

@@ -1,12 +1,8 @@
 import { Controller, Get, Inject, UseInterceptors } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { readFileSync } from 'node:fs';
 import { RequestIdInterceptor } from './common/request-id.interceptor.js';
 import { serverConfig } from './config/server.config.js';
-
-const { version } = JSON.parse(
-  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
-) as { version: string };
+import { version } from './version.js';
 
 @UseInterceptors(RequestIdInterceptor)
 @Controller()

@@ -12,11 +12,13 @@ import { loggingConfig } from './config/logging.config.js';
 import { redisConfig } from './config/redis.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
+import { tracingConfig } from './config/tracing.config.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ProxyModule } from './proxy/proxy.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { TracingModule } from './tracing/tracing.module.js';
 
 @Module({
   imports: [
@@ -30,9 +32,11 @@ import { RedisModule } from './redis/redis.module.js';
         securityConfig,
         redisConfig,
         cacheConfig,
+        tracingConfig,
       ],
     }),
     LoggingModule,
+    TracingModule,
     MetricsModule,
     RedisModule,
     AuthModule,

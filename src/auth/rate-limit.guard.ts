@@ -43,7 +43,20 @@ export class RateLimitGuard extends ThrottlerGuard {
 
   override canActivate(context: ExecutionContext): Promise<boolean> {
     if (!this.enabled) return Promise.resolve(true);
-    return super.canActivate(context);
+    const allowed = super.canActivate(context);
+    const trace = context.switchToHttp().getRequest<FastifyRequest>().raw
+      .gateway?.trace;
+    if (!trace) return allowed;
+    return allowed.then((ok) => {
+      const reply = context.switchToHttp().getResponse<FastifyReply>();
+      trace.event('gateway.rate_limit', {
+        'gateway.rate_limit.decision': 'allowed',
+        'gateway.rate_limit.remaining': Number(
+          reply.getHeader('ratelimit-remaining') ?? -1,
+        ),
+      });
+      return ok;
+    });
   }
 
   protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
@@ -75,6 +88,14 @@ export class RateLimitGuard extends ThrottlerGuard {
     detail: ThrottlerLimitDetail,
   ): Promise<void> {
     const reply = context.switchToHttp().getResponse<FastifyReply>();
+    context
+      .switchToHttp()
+      .getRequest<FastifyRequest>()
+      .raw.gateway?.trace?.event('gateway.rate_limit', {
+        'gateway.rate_limit.decision': 'rejected',
+        'gateway.rate_limit.limit': detail.limit,
+        'gateway.rate_limit.retry_after_s': detail.timeToBlockExpire,
+      });
     reply.headers({
       'ratelimit-limit': detail.limit,
       'ratelimit-remaining': 0,

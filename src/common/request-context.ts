@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestTrace } from '../tracing/request-trace.js';
 
 /**
  * Facts about one request that the proxy learns and the access log reports.
@@ -21,6 +22,8 @@ export interface GatewayRequestInfo {
    * streamed answer was cut (502 backend reset, 504 stall). Unset: 499.
    */
   cutStatus?: number;
+  /** The request's trace: set only when tracing is on (TracingHook). */
+  trace?: RequestTrace;
 }
 
 declare module 'http' {

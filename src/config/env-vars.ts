@@ -4,6 +4,7 @@ import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { REDIS_ENV_DEFAULTS } from './redis.config.js';
 import { SECURITY_ENV_DEFAULTS } from './security.config.js';
 import { SERVER_ENV_DEFAULTS } from './server.config.js';
+import { TRACING_ENV_DEFAULTS } from './tracing.config.js';
 
 /** Every environment variable the gateway reads, with its default ('' = unset). */
 export const ENV_DEFAULTS: Record<string, string> = {
@@ -13,4 +14,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...SECURITY_ENV_DEFAULTS,
   ...REDIS_ENV_DEFAULTS,
   ...CACHE_ENV_DEFAULTS,
+  ...TRACING_ENV_DEFAULTS,
 };

@@ -60,6 +60,8 @@ export class AccessLogHook implements OnApplicationBootstrap {
         backend_duration_ms: info?.backendDurationMs,
         key_id: info?.keyId,
         cache: info?.cache,
+        trace_id: info?.trace?.traceId,
+        span_id: info?.trace?.spanId,
       },
       finished
         ? 'request completed'

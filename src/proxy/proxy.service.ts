@@ -174,7 +174,7 @@ export class ProxyService {
           .inc();
       }
       try {
-        await this.attempt(backend, exchange);
+        await this.attempt(backend, exchange, attempt, failure?.reason);
         return;
       } catch (err) {
         if (!(err instanceof AttemptFailed)) throw err;
@@ -226,11 +226,25 @@ export class ProxyService {
   }
 
   /** One try on one backend, with its own timeout when BACKEND_TRY_TIMEOUT_MS is set. */
-  private async attempt(backend: Backend, exchange: Exchange): Promise<void> {
+  private async attempt(
+    backend: Backend,
+    exchange: Exchange,
+    attempt: number,
+    retryReason: FailureReason | undefined,
+  ): Promise<void> {
     const started = performance.now();
     const info = (exchange.request.raw.gateway ??= {});
     info.backend = backend.url;
     const client = this.clients.get(backend.url);
+    const path = client.prefix + exchange.pathAndQuery;
+    // Tracing on: this try's traceparent, and its client span when sampled.
+    const span = info.trace?.attempt(
+      exchange.headers,
+      backend.url,
+      path,
+      attempt,
+      retryReason,
+    );
     this.pool.started(backend);
     let tryTimer: NodeJS.Timeout | undefined;
     let tryExpired = false;
@@ -254,7 +268,7 @@ export class ProxyService {
           }
           client.pool.dispatch(
             {
-              path: client.prefix + exchange.pathAndQuery,
+              path,
               method: exchange.request.method,
               headers: exchange.headers,
               // A body in several chunks goes out as they are, never joined.
@@ -293,6 +307,7 @@ export class ProxyService {
       );
       info.backendStatus = status;
       info.backendDurationMs = Math.round(seconds * 1e6) / 1000;
+      span?.end(status, failed?.reason);
       if (failed && failed.reason !== 'status' && exchange.cut !== 'client') {
         this.logger.warn(
           {
@@ -300,6 +315,8 @@ export class ProxyService {
             backend_url: backend.url,
             error: failed.message,
             reason: failed.reason,
+            trace_id: span?.traceId,
+            span_id: span?.spanId,
           },
           'backend request failed',
         );

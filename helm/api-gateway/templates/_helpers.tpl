@@ -82,12 +82,15 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: BACKEND_URL or BACKEND_URLS, never both; REDIS_URL from redis.url. */}}
+{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL from redis.url. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
 {{- $_ := set $env $k (toString $v) }}
 {{- end }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" (toString .Values.tracing.endpoint) }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER" (toString .Values.tracing.sampler) }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER_ARG" (toString .Values.tracing.samplerArg) }}
 {{- if .Values.demo.enabled }}
 {{- $_ := set $env "BACKEND_URL" (printf "http://%s:80" (include "api-gateway.demo.serviceName" .)) }}
 {{- $_ := set $env "BACKEND_URLS" "" }}

@@ -1,0 +1,20 @@
+import { Global, Module } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { tracingConfig } from '../config/tracing.config.js';
+import { TracingHook } from './tracing.hook.js';
+import { TracingService } from './tracing.service.js';
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: TracingService,
+      inject: [tracingConfig.KEY],
+      useFactory: (config: ConfigType<typeof tracingConfig>) =>
+        TracingService.create(config),
+    },
+    TracingHook,
+  ],
+  exports: [TracingService],
+})
+export class TracingModule {}

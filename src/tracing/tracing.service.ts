@@ -1,0 +1,97 @@
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import type { FastifyRequest } from 'fastify';
+import { Counter, register } from 'prom-client';
+import type { tracingConfig } from '../config/tracing.config.js';
+import { version } from '../version.js';
+import type { GatewayTracer, ServerTrace } from './otel-tracer.js';
+
+/** Longest wait for the last spans at shutdown (a collector that is down must not hold the exit). */
+const SHUTDOWN_FLUSH_MS = 5000;
+
+/**
+ * OpenTelemetry tracing, or nothing: off (no OTLP endpoint set) it is a no-op
+ * and no OpenTelemetry module is ever loaded; on, it loads the SDK and the
+ * OTLP/HTTP exporter once at boot. The request path never calls it directly:
+ * TracingHook starts each request's trace, the proxy uses that trace.
+ */
+export class TracingService implements OnApplicationShutdown {
+  private static readonly logger = new Logger('Tracing');
+
+  private constructor(private readonly tracer: GatewayTracer | undefined) {}
+
+  static readonly off = new TracingService(undefined);
+
+  static async create(
+    config: ConfigType<typeof tracingConfig>,
+  ): Promise<TracingService> {
+    if (!config.enabled) return TracingService.off;
+    const { createOtelTracer } = await import('./otel-tracer.js');
+    const exported = counter(
+      'gateway_tracing_spans_exported_total',
+      'Spans sent to the OTLP endpoint',
+      [],
+    );
+    const dropped = counter(
+      'gateway_tracing_spans_dropped_total',
+      'Spans lost: queue full (the endpoint is slow or down), or their export failed',
+      ['reason'],
+    );
+    const logger = TracingService.logger;
+    const tracer = await createOtelTracer(
+      config,
+      {
+        exported: (count) => exported.inc(count),
+        dropped: (reason, count) => dropped.labels(reason).inc(count),
+      },
+      {
+        error: (message) => logger.warn(message),
+        warn: (message) => logger.warn(message),
+        info: (message) => logger.debug(message),
+        debug: (message) => logger.debug(message),
+        verbose: (message) => logger.verbose(message),
+      },
+      version,
+    );
+    logger.log(
+      {
+        endpoint: config.url,
+        protocol: config.protocol,
+        sampler: config.sampler,
+        sampler_arg: config.samplerRatio,
+      },
+      'tracing on: OTLP/HTTP export',
+    );
+    return new TracingService(tracer);
+  }
+
+  get enabled(): boolean {
+    return this.tracer !== undefined;
+  }
+
+  startRequest(request: FastifyRequest): ServerTrace | undefined {
+    return this.tracer?.startRequest(request);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.tracer) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.tracer.shutdown().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+function counter<L extends string>(
+  name: string,
+  help: string,
+  labelNames: L[],
+) {
+  // A fresh app in the same process (tests) registers anew.
+  register.removeSingleMetric(name);
+  return new Counter({ name, help, labelNames });
+}
