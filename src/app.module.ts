@@ -8,6 +8,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
 import { loggingConfig } from './config/logging.config.js';
+import { modelsConfig } from './config/models.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
 import { HealthModule } from './health/health.module.js';
@@ -20,7 +21,13 @@ import { ProxyModule } from './proxy/proxy.module.js';
     ConfigModule.forRoot({
       isGlobal: true,
       ignoreEnvFile: true,
-      load: [serverConfig, backendConfig, loggingConfig, securityConfig],
+      load: [
+        serverConfig,
+        backendConfig,
+        loggingConfig,
+        securityConfig,
+        modelsConfig,
+      ],
     }),
     LoggingModule,
     MetricsModule,

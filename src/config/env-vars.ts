@@ -1,5 +1,6 @@
 import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
+import { MODELS_ENV_DEFAULTS } from './models.config.js';
 import { SECURITY_ENV_DEFAULTS } from './security.config.js';
 import { SERVER_ENV_DEFAULTS } from './server.config.js';
 
@@ -9,4 +10,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...LOGGING_ENV_DEFAULTS,
   ...BACKEND_ENV_DEFAULTS,
   ...SECURITY_ENV_DEFAULTS,
+  ...MODELS_ENV_DEFAULTS,
 };

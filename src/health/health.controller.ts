@@ -42,7 +42,8 @@ export class HealthController {
       this.health.check([() => this.backends.isHealthy('backends', reports)]),
     );
     const up = result.status === 'ok';
-    const primary = reports.find((b) => b.state === 'healthy') ?? reports[0];
+    const serving = reports.filter((b) => !b.mirror);
+    const primary = serving.find((b) => b.state === 'healthy') ?? serving[0];
     reply.code(up ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return {
       status: result.status,

@@ -4,12 +4,16 @@ import { TerminusModule } from '@nestjs/terminus';
 import { BackendClients } from './backend-clients.service.js';
 import { BackendPoolService } from './backend-pool.service.js';
 import { BackendHealthIndicator } from './backend.indicator.js';
+import { MirrorService } from './mirror.service.js';
+import { ModelRouter } from './model-router.service.js';
+import { ModelsModule } from '../models/models.module.js';
 import { PredictController } from './predict.controller.js';
 import { ProxyService } from './proxy.service.js';
 
 @Module({
   imports: [
     TerminusModule,
+    ModelsModule,
     // The active health probes' client (their cost per call does not matter):
     // every status is an answer, never redirected or decompressed.
     HttpModule.register({
@@ -25,6 +29,8 @@ import { ProxyService } from './proxy.service.js';
     ProxyService,
     BackendPoolService,
     BackendHealthIndicator,
+    ModelRouter,
+    MirrorService,
   ],
   exports: [BackendPoolService, BackendHealthIndicator],
 })

@@ -4,6 +4,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  NotFoundException,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
@@ -17,13 +18,15 @@ import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { BackendAnswer, BackendCall } from './backend-call.js';
-import { BackendClients } from './backend-clients.service.js';
-import {
-  Backend,
-  BackendPoolService,
-  transportError,
-} from './backend-pool.service.js';
+import { type Backend, BackendPool, transportError } from './backend-pool.js';
+import { BackendPoolService } from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
+import { MirrorService } from './mirror.service.js';
+import {
+  MODEL_HEADER,
+  MODEL_VERSION_HEADER,
+  ModelRouter,
+} from './model-router.service.js';
 
 type FailureReason = 'connect' | 'reset' | 'try_timeout' | 'timeout' | 'status';
 
@@ -59,6 +62,8 @@ const CONNECT_ERRORS = new Set([
 interface Exchange {
   request: FastifyRequest;
   reply: FastifyReply;
+  /** The implicit pool, or the model version's. */
+  pool: BackendPool;
   endpoint: string;
   /** Backend path without the backend's own prefix: the route plus the client's query. */
   pathAndQuery: string;
@@ -82,14 +87,17 @@ interface Exchange {
 export class ProxyService {
   private readonly logger = new Logger(ProxyService.name);
   private readonly stripCredentials: boolean;
+  /** BACKEND_URL(S) when there is no routes file. */
+  private readonly implicit: BackendPool | undefined;
   private readonly series = new Map<
     string,
     { record(seconds: number): void }
   >();
 
   constructor(
-    private readonly clients: BackendClients,
-    private readonly pool: BackendPoolService,
+    pools: BackendPoolService,
+    private readonly router: ModelRouter,
+    private readonly mirror: MirrorService,
     private readonly metrics: MetricsService,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
@@ -101,14 +109,75 @@ export class ProxyService {
     // The gateway's own API key is for the gateway: never passed on.
     this.stripCredentials =
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
+    this.implicit = pools.implicit;
   }
 
   async forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (this.router.enabled) {
+      const model = request.headers[MODEL_HEADER];
+      return this.forwardToModel(
+        request,
+        reply,
+        typeof model === 'string' ? model : undefined,
+      );
+    }
     const endpoint = request.routeOptions.url ?? request.url;
+    await this.run(this.open(request, reply, this.implicit!, endpoint));
+  }
+
+  /**
+   * To a model version (ROUTES_FILE): `model` from the path or X-Model, the
+   * default model when undefined. The backend gets the plain route
+   * (/predict, /batch_predict); a sampled copy goes to the model's mirror
+   * once the primary attempt is under way.
+   */
+  async forwardToModel(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    model: string | undefined,
+  ): Promise<void> {
+    if (!this.router.enabled) {
+      throw new NotFoundException(
+        `unknown model ${JSON.stringify(String(model).slice(0, 64))}`,
+      );
+    }
+    const version = this.router.route(request, model);
+    reply.header(MODEL_VERSION_HEADER, version.name);
+    const info = (request.raw.gateway ??= {});
+    info.model = version.model.name;
+    info.version = version.name;
+    this.router.track(version, request, reply);
+    const route = request.routeOptions.url ?? request.url;
+    const endpoint = route.slice(route.lastIndexOf('/'));
+    const exchange = this.open(request, reply, version.pool, endpoint);
+    const answer = this.run(exchange);
+    const { mirror } = version.model;
+    if (mirror !== undefined) {
+      this.mirror.send(
+        mirror,
+        {
+          method: request.method,
+          pathAndQuery: exchange.pathAndQuery,
+          headers: exchange.headers,
+          body: exchange.body,
+        },
+        answer,
+      );
+    }
+    await answer;
+  }
+
+  private open(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    pool: BackendPool,
+    endpoint: string,
+  ): Exchange {
     const q = request.url.indexOf('?');
-    const exchange: Exchange = {
+    return {
       request,
       reply,
+      pool,
       endpoint,
       pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
       headers: backendRequestHeaders(request.headers, {
@@ -122,6 +191,11 @@ export class ProxyService {
       cut: undefined,
       call: undefined,
     };
+  }
+
+  /** The exchange under one deadline; settles with the answer the client got, if any. */
+  private async run(exchange: Exchange): Promise<BackendAnswer | undefined> {
+    const { reply } = exchange;
     // One deadline for all attempts, and cancellation when the client leaves.
     const deadline = setTimeout(
       () => cutShort(exchange, 'timeout'),
@@ -132,29 +206,31 @@ export class ProxyService {
     };
     reply.raw.once('close', onClose);
     try {
-      await this.forwardWithRetries(exchange);
+      return await this.forwardWithRetries(exchange);
     } finally {
       clearTimeout(deadline);
       reply.raw.off('close', onClose);
     }
   }
 
-  private async forwardWithRetries(exchange: Exchange): Promise<void> {
-    this.pool.countRequest();
+  private async forwardWithRetries(
+    exchange: Exchange,
+  ): Promise<BackendAnswer | undefined> {
+    const { pool } = exchange;
+    pool.countRequest();
     let tried: Set<Backend> | undefined;
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-      const backend = this.pool.pick(tried);
+      const backend = pool.pick(tried);
       if (!backend) break;
       if (attempt > 0) {
-        if (!this.pool.takeRetry()) break;
+        if (!pool.takeRetry()) break;
         this.metrics.retries
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
       }
       try {
-        await this.attempt(backend, exchange);
-        return;
+        return await this.attempt(backend, exchange);
       } catch (err) {
         if (!(err instanceof AttemptFailed)) throw err;
         discard(failure);
@@ -166,11 +242,14 @@ export class ProxyService {
     // Nothing more can be said to a client that left or already has its answer's head.
     if (exchange.cut === 'client' || exchange.reply.sent) {
       discard(failure);
-      return;
+      return undefined;
     }
     // A retryable 5xx that no other backend could replace is relayed as it came.
-    if (failure?.answer) return this.relay(failure.answer, exchange);
-    throw this.clientError(failure, exchange.reply);
+    if (failure?.answer) {
+      await this.relay(failure.answer, exchange);
+      return failure.answer;
+    }
+    throw this.clientError(failure, exchange);
   }
 
   private retryable(err: AttemptFailed): boolean {
@@ -182,9 +261,10 @@ export class ProxyService {
     );
   }
 
-  private clientError(failure: AttemptFailed | undefined, reply: FastifyReply) {
+  private clientError(failure: AttemptFailed | undefined, exchange: Exchange) {
+    const { pool, reply } = exchange;
     const noneAvailable =
-      this.pool.backends.length > 1 && this.pool.available().length === 0;
+      pool.backends.length > 1 && pool.available().length === 0;
     if (!failure || noneAvailable) {
       reply.header(
         'retry-after',
@@ -205,12 +285,15 @@ export class ProxyService {
   }
 
   /** One try on one backend, with its own timeout when BACKEND_TRY_TIMEOUT_MS is set. */
-  private async attempt(backend: Backend, exchange: Exchange): Promise<void> {
+  private async attempt(
+    backend: Backend,
+    exchange: Exchange,
+  ): Promise<BackendAnswer> {
     const started = performance.now();
     const info = (exchange.request.raw.gateway ??= {});
     info.backend = backend.url;
-    const client = this.clients.get(backend.url);
-    this.pool.started(backend);
+    const { client } = backend;
+    exchange.pool.started(backend);
     let tryTimer: NodeJS.Timeout | undefined;
     let tryExpired = false;
     let status: number | 'error' = 'error';
@@ -258,12 +341,13 @@ export class ProxyService {
           throw (failed = classify(err, exchange, tryExpired));
         },
       );
+      return answer;
     } finally {
       clearTimeout(tryTimer);
       exchange.call = undefined;
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
-      this.pool.finished(backend, ok ? 'success' : 'failure');
+      exchange.pool.finished(backend, ok ? 'success' : 'failure');
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
       );
