@@ -93,6 +93,8 @@ export interface ModelRoute {
   /** Upper bound of each version's share of [0, total weight). */
   readonly bounds: readonly number[];
   readonly totalWeight: number;
+  /** Smooth weighted round robin's running score per version (nginx's). */
+  readonly scores: number[];
   readonly mirror: MirrorRoute | undefined;
 }
 
@@ -186,15 +188,29 @@ export class ModelRouter implements OnModuleInit {
     );
   }
 
+  /**
+   * By weight: a sticky client by the hash of its key (it moves only when its
+   * point leaves its version's share), anyone else by smooth weighted round
+   * robin, which keeps the split exact over any run of requests.
+   */
   private draw(model: ModelRoute, key: string | undefined): ModelVersion {
     const { bounds, versions } = model;
     if (versions.length === 1) return versions[0];
-    const point =
-      (key === undefined ? Math.random() : hashUnit(key)) * model.totalWeight;
-    for (let i = 0; i < bounds.length; i++) {
-      if (point < bounds[i]) return versions[i];
+    if (key !== undefined) {
+      const point = hashUnit(key) * model.totalWeight;
+      for (let i = 0; i < bounds.length; i++) {
+        if (point < bounds[i]) return versions[i];
+      }
+      return versions[versions.length - 1];
     }
-    return versions[versions.length - 1];
+    const { scores } = model;
+    let best = 0;
+    for (let i = 0; i < versions.length; i++) {
+      scores[i] += versions[i].weight;
+      if (scores[i] > scores[best]) best = i;
+    }
+    scores[best] -= model.totalWeight;
+    return versions[best];
   }
 
   private clientKey(request: FastifyRequest): string | undefined {
@@ -247,6 +263,7 @@ export class ModelRouter implements OnModuleInit {
         versions,
         bounds,
         totalWeight,
+        scores: model.versions.map(() => 0),
         mirror: mirror && {
           name: mirror.name,
           pool: pool(name, mirror.name, mirror.urls, true),
