@@ -379,7 +379,7 @@ describe('Model versions (e2e)', () => {
     const primary = await upstream();
     const slow = await upstream((req, res, body) => {
       if (req.url === '/healthz') return json(res, 200, {});
-      setTimeout(() => sentimentHandler(req, res, body), 300);
+      setTimeout(() => void sentimentHandler(req, res, body), 300);
     });
     await gateway(
       `models:
