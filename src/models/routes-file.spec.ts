@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { parseRoutes, RoutesFileError } from './routes-file.js';
 
 const GOOD = `
@@ -53,6 +55,14 @@ describe('routes file', () => {
         forwardCredentials: false,
       },
     });
+  });
+
+  it("accepts the Helm chart's example routes value", () => {
+    const values = parse(
+      readFileSync('helm/api-gateway/ci/routes-values.yaml', 'utf8'),
+    ) as { routes: unknown };
+    const spec = parseRoutes(stringify(values.routes), 'chart');
+    expect(Object.keys(spec.models)).toEqual(['sentiment']);
   });
 
   it('names every problem on its own line', () => {

@@ -95,6 +95,9 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if and $env.BACKEND_URL $env.BACKEND_URLS (ne $env.BACKEND_URL "http://sentiment-api-service:80") }}
 {{- fail "env.BACKEND_URL and env.BACKEND_URLS are both set: set one of them" }}
 {{- end }}
+{{- if .Values.routes.models }}
+{{- $_ := set $env "ROUTES_FILE" (printf "%s/routes.yaml" (include "api-gateway.routesDir" .)) }}
+{{- end }}
 {{- if $env.BACKEND_URLS }}
 {{- $_ := unset $env "BACKEND_URL" }}
 {{- else }}
@@ -109,4 +112,9 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + (SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS)/1000 = %d" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
 {{- end }}
+{{- end }}
+
+{{/* Where the routes ConfigMap is mounted: a directory, so its updates reach the pod (a subPath mount never sees them). */}}
+{{- define "api-gateway.routesDir" -}}
+/etc/api-gateway/routes
 {{- end }}
