@@ -65,6 +65,14 @@ describe('routes file', () => {
     expect(Object.keys(spec.models)).toEqual(['sentiment']);
   });
 
+  it('takes mirror: null as no mirror', () => {
+    const spec = parseRoutes(
+      GOOD.replace(/    mirror:[\s\S]*$/, '    mirror: null\n'),
+      'routes.yaml',
+    );
+    expect(spec.models.sentiment.mirror).toBeUndefined();
+  });
+
   it('names every problem on its own line', () => {
     const bad = GOOD.replace('weight: 90', 'weight: -1')
       .replace('percent: 20', 'percent: 120')

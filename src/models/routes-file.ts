@@ -59,7 +59,8 @@ const model = z
     versions: z
       .array(version, 'a list of versions')
       .min(1, 'at least one version'),
-    mirror: mirror.optional(),
+    // null: no mirror (how a Helm values file removes one set earlier).
+    mirror: mirror.nullish().transform((value) => value ?? undefined),
   })
   .superRefine((value, ctx) => {
     const seen = new Set<string>();

@@ -32,6 +32,7 @@ class VersionSeries {
     private readonly metrics: MetricsService,
     readonly model: string,
     readonly version: string,
+    mirror: boolean,
   ) {
     this.duration = metrics.modelDuration.labels(model, version);
     this.mirrorOk = metrics.mirrorRequests.labels(model, version, 'ok');
@@ -42,6 +43,8 @@ class VersionSeries {
       'skipped',
     );
     this.mismatch = metrics.mirrorMismatches.labels(model, version);
+    // A mirror's mismatch count exists from the start: a rate of 0 is data, a missing series is not.
+    if (mirror) this.mismatch.inc(0);
   }
 
   record(status: number, seconds: number): void {
@@ -239,12 +242,12 @@ export class ModelRouter implements OnModuleInit {
       return made;
     };
     const live = new Set<string>();
-    const series = (model: string, version: string) => {
+    const series = (model: string, version: string, mirror = false) => {
       const key = `${model}\0${version}`;
       live.add(key);
       let found = this.series.get(key);
       if (!found) {
-        found = new VersionSeries(this.metrics, model, version);
+        found = new VersionSeries(this.metrics, model, version, mirror);
         this.series.set(key, found);
       }
       return found;
@@ -270,7 +273,7 @@ export class ModelRouter implements OnModuleInit {
           percent: mirror.percent,
           compare: mirror.compare,
           forwardCredentials: mirror.forwardCredentials,
-          series: series(name, mirror.name),
+          series: series(name, mirror.name, true),
         },
       };
       for (const v of model.versions) {
