@@ -67,7 +67,7 @@ describe('routes file', () => {
 
   it('takes mirror: null as no mirror', () => {
     const spec = parseRoutes(
-      GOOD.replace(/    mirror:[\s\S]*$/, '    mirror: null\n'),
+      GOOD.replace(/ {4}mirror:[\s\S]*$/, '    mirror: null\n'),
       'routes.yaml',
     );
     expect(spec.models.sentiment.mirror).toBeUndefined();
