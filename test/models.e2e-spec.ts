@@ -13,6 +13,7 @@ import request from 'supertest';
 import { Agent, request as undiciRequest } from 'undici';
 import { RoutesFileService } from '../src/models/routes-file.service.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
+import { spawnGateway } from './support/process.js';
 import { until } from './support/load.js';
 import { sample } from './support/raw.js';
 import { json, sentimentHandler, Upstream } from './support/upstream.js';
@@ -497,6 +498,38 @@ describe('Model versions (e2e)', () => {
         .filter((s) => s.startedAt > refusedAt)
         .every((s) => s.version === 'v2'),
     ).toBe(true);
+  });
+
+  it('logs the routes it loaded, and model and version on each access line (built process)', async () => {
+    const [v1, v2] = [await upstream(), await upstream()];
+    const proc = await spawnGateway({
+      ROUTES_FILE: writeRoutes(canary(v1.url, v2.url)),
+      LOG_LEVEL: 'info',
+    });
+    try {
+      const loaded = await proc.waitForLine((l) => l.msg === 'routes loaded');
+      expect(loaded.models).toEqual({
+        sentiment: { versions: { v1: 90, v2: 10 } },
+      });
+      const res = await request(proc.url)
+        .post('/models/sentiment/predict')
+        .set('x-model-version', 'v2')
+        .set('x-request-id', 'model-log-1')
+        .send(BODY);
+      expect(res.status).toBe(200);
+      const line = await proc.waitForLine(
+        (l) => l.request_id === 'model-log-1' && l.msg === 'request completed',
+      );
+      expect(line).toMatchObject({
+        route: '/models/:model/predict',
+        model: 'sentiment',
+        version: 'v2',
+        backend: v2.url,
+        status: 200,
+      });
+    } finally {
+      await proc.stop();
+    }
   });
 
   it('refuses a bad routes file at boot with one line per problem', async () => {

@@ -59,7 +59,7 @@ export class BackendPoolService
   /** Retires a pool no route uses any more: its probes stop, its series go. */
   close(pool: BackendPool): void {
     if (!this.pools.delete(pool)) return;
-    pool.stop();
+    pool.close();
     const used = new Set(
       this.all().flatMap((p) => p.backends.map((b) => b.url)),
     );

@@ -108,12 +108,17 @@ export class BackendPool {
     );
   }
 
-  /** Stops the probes and lets go of the connections (in-flight requests finish). */
+  /** Stops the probes (shutdown: the connections stay until the server has drained). */
   stop(): void {
-    if (this.stopped) return;
     this.stopped = true;
     for (const timer of this.probeTimers) clearTimeout(timer);
     for (const abort of this.probeAborts) abort.abort();
+  }
+
+  /** Retires the pool (a reload removed it): probes stop, connections close once idle. */
+  close(): void {
+    if (this.stopped) return;
+    this.stop();
     for (const backend of this.backends) this.deps.clients.release(backend.url);
   }
   /** Resolves once every backend has been probed at least once. */
