@@ -500,6 +500,29 @@ describe('Model versions (e2e)', () => {
     ).toBe(true);
   });
 
+  it('moves a version to new URLs on reload: traffic follows, the old pool and its series go', async () => {
+    const [old, fresh] = [await upstream(), await upstream()];
+    const file = join(dir, 'routes.yaml');
+    const single = (url: string) =>
+      `models:\n  sentiment:\n    versions: [{name: v1, urls: ["${url}"], weight: 1}]\n`;
+    await gateway(single(old.url));
+    expect(await send()).toMatchObject({ status: 200, version: 'v1' });
+    const changed = once(gw!.app.get(RoutesFileService).events, 'change');
+    writeRoutes(single(fresh.url), file);
+    await changed;
+    const sent = await run(50, 5);
+    expect(statusesOf(sent)).toEqual({ 200: 50 });
+    expect(old.received).toHaveLength(1);
+    expect(fresh.received).toHaveLength(50);
+    const health = await request(gw!.url).get('/health');
+    expect(
+      (health.body.backends as { url: string }[]).map((b) => b.url),
+    ).toEqual([fresh.url]);
+    const text = await metrics();
+    expect(text).not.toContain(`gateway_backend_up{backend="${old.url}"}`);
+    expect(text).toContain(`gateway_backend_up{backend="${fresh.url}"} 1`);
+  });
+
   it('logs the routes it loaded, and model and version on each access line (built process)', async () => {
     const [v1, v2] = [await upstream(), await upstream()];
     const proc = await spawnGateway({
