@@ -20,6 +20,7 @@ import { parse, parseAllDocuments } from 'yaml';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const chart = join(root, 'helm/api-gateway');
 const allOn = join(chart, 'ci/all-on-values.yaml');
+const routesValues = join(chart, 'ci/routes-values.yaml');
 const started = Date.now();
 const failures = [];
 let passed = 0;
@@ -117,6 +118,7 @@ console.log(
 for (const [label, args] of [
   ['defaults', []],
   ['every toggle on', ['-f', allOn]],
+  ['model routes', ['-f', routesValues]],
 ]) {
   check(`helm lint --strict (${label})`, () => {
     const r = helm(['lint', '--strict', chart, ...args]);
@@ -150,6 +152,10 @@ check('helm template with autoscaling and the PDB off, 2 backends', () => {
     '--set',
     'env.BACKEND_URLS=http://a:3000\\,http://b:3000',
   ]);
+});
+
+check('helm template with model routes', () => {
+  renders.routes = render('gw', ['-f', routesValues]);
 });
 
 // --- schema validation --------------------------------------------------------------
@@ -517,6 +523,55 @@ check(
   },
 );
 
+check(
+  'routes value: a ConfigMap holding it verbatim, mounted as a directory at ROUTES_FILE, outside checksum/config',
+  () => {
+    const r = renders.routes ?? [];
+    const env = one(r, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data;
+    const routesCm = one(r, 'ConfigMap', (c) => c.data?.['routes.yaml']);
+    const want = parse(readFileSync(routesValues, 'utf8')).routes;
+    assert(
+      isDeepStrictEqual(parse(routesCm.data['routes.yaml']), want),
+      'routes.yaml differs from the routes value',
+    );
+    const spec = one(r, 'Deployment').spec.template.spec;
+    const volume = spec.volumes.find(
+      (v) => v.configMap?.name === routesCm.metadata.name,
+    );
+    assert(volume, 'no volume from the routes ConfigMap');
+    const mount = spec.containers[0].volumeMounts.find(
+      (m) => m.name === volume.name,
+    );
+    assert(mount && !mount.subPath, 'mounted as a directory (no subPath)');
+    assert(
+      env.ROUTES_FILE === `${mount.mountPath}/routes.yaml`,
+      `ROUTES_FILE ${env.ROUTES_FILE}`,
+    );
+    const defaults = one(d, 'ConfigMap').data;
+    assert(defaults.ROUTES_FILE === '', 'ROUTES_FILE set without routes');
+    assert(
+      !one(d, 'Deployment').spec.template.spec.volumes.some(
+        (v) => v.name === volume.name,
+      ),
+      'routes volume without routes',
+    );
+    const checksum = (objs) =>
+      one(objs, 'Deployment').spec.template.metadata.annotations[
+        'checksum/config'
+      ];
+    const reweighted = render('gw', [
+      '-f',
+      routesValues,
+      '--set',
+      'routes.models.sentiment.versions[0].weight=0',
+    ]);
+    assert(
+      checksum(reweighted) === checksum(r),
+      'a routes change must not restart pods (it is reloaded live)',
+    );
+  },
+);
+
 check('only one of BACKEND_URL / BACKEND_URLS in the ConfigMap', () => {
   const def = one(d, 'ConfigMap').data;
   assert('BACKEND_URL' in def && !('BACKEND_URLS' in def), 'defaults');
@@ -693,6 +748,21 @@ const rejected = [
     'RATE_LIMIT_ON_REDIS_ERROR',
   ],
   [['--set', 'env.CACHE_SCOPE=tenant'], 'CACHE_SCOPE'],
+  [['--set', 'env.MIRROR_MAX_INFLIGHT=many'], 'MIRROR_MAX_INFLIGHT'],
+  [
+    [
+      '--set-json',
+      'routes={"models":{"m":{"versions":[{"name":"v1","urls":["http://a"],"weight":-1}]}}}',
+    ],
+    'weight',
+  ],
+  [
+    [
+      '--set-json',
+      'routes={"models":{"m":{"versions":[{"name":"v1","url":"http://a","weight":1}]}}}',
+    ],
+    'url',
+  ],
   [
     [
       '--set',

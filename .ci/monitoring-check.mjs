@@ -38,6 +38,8 @@ const TRAFFIC = {
   invalid: 60,
   notFound: 30,
   health: 30,
+  /** To the second gateway, which routes model versions (ROUTES_FILE) with a shadow. */
+  models: 120,
 };
 const started = Date.now();
 const work = mkdtempSync(join(tmpdir(), 'monitoring-check-'));
@@ -289,6 +291,30 @@ const gateway = start('gateway', process.execPath, ['dist/main.js'], {
 // METRICS_PORT only, behind METRICS_API_KEY (the ServiceMonitor's bearer token).
 const [gw2Port, gw2MetricsPort] = [await freePort(), await freePort()];
 const METRICS_KEY = 'monitoring-check-scrape-key';
+// Model versions on the second gateway, so the dashboard's Models row has data:
+// a 90/10 split and a shadow copy of half the requests, all to the demo backend.
+const routesFile = join(work, 'routes.yaml');
+const demoUrl = `http://127.0.0.1:${demoPort}`;
+writeFileSync(
+  routesFile,
+  stringify({
+    models: {
+      sentiment: {
+        default: true,
+        versions: [
+          { name: 'v1', urls: [demoUrl], weight: 90 },
+          { name: 'v2', urls: [demoUrl], weight: 10 },
+        ],
+        mirror: {
+          name: 'v3',
+          urls: [demoUrl],
+          percent: 50,
+          compare: ['sentiment'],
+        },
+      },
+    },
+  }),
+);
 const gateway2 = start('gateway2', process.execPath, ['dist/main.js'], {
   GATEWAY_PORT: String(gw2Port),
   HOST: '127.0.0.1',
@@ -300,6 +326,7 @@ const gateway2 = start('gateway2', process.execPath, ['dist/main.js'], {
   METRICS_API_KEY: METRICS_KEY,
   METRICS_PORT: String(gw2MetricsPort),
   RATE_LIMIT_RPS: '0',
+  ROUTES_FILE: routesFile,
 });
 const gw = `http://127.0.0.1:${gwPort}`;
 await waitFor(
@@ -394,8 +421,8 @@ log(
 );
 
 // --- 3. traffic (bounded, loopback only) -----------------------------------------------------------
-const post = (path, body) =>
-  fetch(`${gw}${path}`, {
+const post = (path, body, base = gw) =>
+  fetch(`${base}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -425,6 +452,15 @@ const jobs = [
     (_, i) => () => fetch(`${gw}/no-such-path-${i}`),
   ),
   ...Array.from({ length: TRAFFIC.health }, () => () => fetch(`${gw}/health`)),
+  ...Array.from(
+    { length: TRAFFIC.models },
+    (_, i) => () =>
+      post(
+        '/predict',
+        { request: { text: texts[i % texts.length] } },
+        `http://127.0.0.1:${gw2Port}`,
+      ),
+  ),
 ];
 jobs.sort(() => Math.random() - 0.5);
 const statuses = {};
@@ -443,7 +479,7 @@ log(
 );
 await check('traffic got the expected answers', () => {
   assert(
-    statuses[200] >= TRAFFIC.predict + TRAFFIC.batch,
+    statuses[200] >= TRAFFIC.predict + TRAFFIC.batch + TRAFFIC.models,
     `too few 200s: ${JSON.stringify(statuses)}`,
   );
   assert(statuses[400] >= TRAFFIC.invalid, 'no 400s');

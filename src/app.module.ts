@@ -10,6 +10,7 @@ import { backendConfig } from './config/backend.config.js';
 import { cacheConfig } from './config/cache.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { redisConfig } from './config/redis.config.js';
+import { modelsConfig } from './config/models.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
 import { tracingConfig } from './config/tracing.config.js';
@@ -33,6 +34,7 @@ import { TracingModule } from './tracing/tracing.module.js';
         redisConfig,
         cacheConfig,
         tracingConfig,
+        modelsConfig,
       ],
     }),
     LoggingModule,

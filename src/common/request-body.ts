@@ -1,5 +1,6 @@
 import { errorCodes } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 
 /** A request body as it arrived: one Buffer, or its chunks in order (never copied). */
 export type RequestBody = Buffer | Buffer[];
@@ -56,4 +57,13 @@ export function readRequestBody(
   payload.on('end', onEnd);
   payload.on('error', onEnd);
   payload.resume();
+}
+
+/** The body as undici sends it: a Buffer as is, chunks as a stream of themselves (never joined). */
+export function dispatchBody(
+  body: RequestBody | undefined,
+): Buffer | Readable | undefined {
+  return Array.isArray(body)
+    ? Readable.from(body, { objectMode: false })
+    : body;
 }

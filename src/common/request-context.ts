@@ -12,6 +12,9 @@ export interface GatewayRequestInfo {
   backend?: string;
   backendStatus?: number | 'error';
   backendDurationMs?: number;
+  /** With a routes file: the model and version that served the request. */
+  model?: string;
+  version?: string;
   /** Short id of the API key that authenticated the request (never the key). */
   keyId?: string;
   /** Response cache result: hit, miss, bypass or error (unset: cache off). */

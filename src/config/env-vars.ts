@@ -2,6 +2,7 @@ import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
 import { CACHE_ENV_DEFAULTS } from './cache.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { REDIS_ENV_DEFAULTS } from './redis.config.js';
+import { MODELS_ENV_DEFAULTS } from './models.config.js';
 import { SECURITY_ENV_DEFAULTS } from './security.config.js';
 import { SERVER_ENV_DEFAULTS } from './server.config.js';
 import { TRACING_ENV_DEFAULTS } from './tracing.config.js';
@@ -15,4 +16,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...REDIS_ENV_DEFAULTS,
   ...CACHE_ENV_DEFAULTS,
   ...TRACING_ENV_DEFAULTS,
+  ...MODELS_ENV_DEFAULTS,
 };

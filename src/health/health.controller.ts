@@ -51,7 +51,8 @@ export class HealthController {
       this.redis.configured ? this.redis.isHealthy('redis') : undefined,
     ]);
     const up = result.status === 'ok';
-    const primary = reports.find((b) => b.state === 'healthy') ?? reports[0];
+    const serving = reports.filter((b) => !b.mirror);
+    const primary = serving.find((b) => b.state === 'healthy') ?? serving[0];
     reply.code(up ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return {
       status: result.status,

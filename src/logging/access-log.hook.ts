@@ -55,6 +55,8 @@ export class AccessLogHook implements OnApplicationBootstrap {
         status,
         duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
         bytes: length === undefined ? undefined : Number(length),
+        model: info?.model,
+        version: info?.version,
         backend: info?.backend,
         backend_status: info?.backendStatus,
         backend_duration_ms: info?.backendDurationMs,

@@ -66,6 +66,27 @@ export class MetricsService {
     help: 'Retries of a request on another backend, by reason',
     labelNames: ['endpoint', 'reason'],
   });
+  readonly modelRequests = counter({
+    name: 'gateway_model_requests_total',
+    help: 'Requests routed to a model version (ROUTES_FILE), by final status',
+    labelNames: ['model', 'version', 'status'],
+  });
+  readonly modelDuration = histogram({
+    name: 'gateway_model_request_duration_seconds',
+    help: 'Time from request arrival to response end, per model version',
+    labelNames: ['model', 'version'],
+    buckets: HTTP_BUCKETS,
+  });
+  readonly mirrorRequests = counter({
+    name: 'gateway_mirror_requests_total',
+    help: 'Shadow copies to a model mirror: ok, error, or skipped (MIRROR_MAX_INFLIGHT reached)',
+    labelNames: ['model', 'version', 'result'],
+  });
+  readonly mirrorMismatches = counter({
+    name: 'gateway_mirror_mismatch_total',
+    help: 'Shadow answers that differed from the client answer on the compared fields',
+    labelNames: ['model', 'version'],
+  });
   readonly retryBudgetExhausted = counter({
     name: 'gateway_retry_budget_exhausted_total',
     help: 'Retries not made because the retry budget was spent',

@@ -1,7 +1,5 @@
-import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Pool } from 'undici';
-import { backendConfig } from '../config/backend.config.js';
 
 /** One backend as the proxy dispatches to it. */
 export interface BackendClient {
@@ -11,31 +9,42 @@ export interface BackendClient {
   readonly prefix: string;
 }
 
+interface Held extends BackendClient {
+  holders: number;
+}
+
 /**
- * The proxy's HTTP clients: an undici `Pool` per configured backend, made
- * once at boot and closed on shutdown. Pipelining stays off (one request per
+ * The proxy's HTTP clients: an undici `Pool` per backend URL, made when a
+ * backend pool first needs it and closed when the last pool using it goes (a
+ * routes file reload) or on shutdown. Pipelining stays off (one request per
  * connection at a time): a slow inference must not hold up the next one.
  */
 @Injectable()
 export class BackendClients implements OnApplicationShutdown {
-  private readonly clients = new Map<string, BackendClient>();
+  private readonly clients = new Map<string, Held>();
 
-  constructor(
-    @Inject(backendConfig.KEY) config: ConfigType<typeof backendConfig>,
-  ) {
-    for (const url of config.urls) {
+  /** The client for `url`, made on first use; pair each call with `release`. */
+  acquire(url: string): BackendClient {
+    let client = this.clients.get(url);
+    if (!client) {
       const parsed = new URL(url);
-      this.clients.set(url, {
+      client = {
         pool: new Pool(parsed.origin, { pipelining: 1 }),
         prefix: parsed.pathname.replace(/\/+$/, ''),
-      });
+        holders: 0,
+      };
+      this.clients.set(url, client);
     }
+    client.holders++;
+    return client;
   }
 
-  get(url: string): BackendClient {
+  /** Closes the client once no pool holds it; requests in flight finish first. */
+  release(url: string): void {
     const client = this.clients.get(url);
-    if (!client) throw new Error(`no client for backend ${url}`);
-    return client;
+    if (!client || --client.holders > 0) return;
+    this.clients.delete(url);
+    void client.pool.close();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -43,5 +52,6 @@ export class BackendClients implements OnApplicationShutdown {
     await Promise.all(
       [...this.clients.values()].map(({ pool }) => pool.destroy()),
     );
+    this.clients.clear();
   }
 }

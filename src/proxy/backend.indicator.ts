@@ -4,6 +4,11 @@ import { BackendPoolService } from './backend-pool.service.js';
 
 export interface BackendReport {
   url: string;
+  /** With a routes file: the model and version the backend serves. */
+  model?: string;
+  version?: string;
+  /** A shadow backend: listed, but it does not make the gateway healthy. */
+  mirror?: boolean;
   state: string;
   last_check: string | null;
   last_status: number | null;
@@ -12,35 +17,43 @@ export interface BackendReport {
   in_flight: number;
 }
 
-/** Terminus indicator over the pool: up while at least one backend takes traffic. */
+/** Terminus indicator over the pools: up while at least one backend takes traffic. */
 @Injectable()
 export class BackendHealthIndicator {
   constructor(
-    private readonly pool: BackendPoolService,
+    private readonly pools: BackendPoolService,
     private readonly indicators: HealthIndicatorService,
   ) {}
 
   /** Every backend's state, once the first probes have decided. */
   async reports(): Promise<BackendReport[]> {
-    await this.pool.probed();
+    await this.pools.probed();
     const now = Date.now();
-    return this.pool.backends.map((backend) => ({
-      url: backend.url,
-      state: this.pool.state(backend, now),
-      last_check: backend.lastCheck?.toISOString() ?? null,
-      last_status: backend.lastStatus,
-      last_error: backend.lastError,
-      consecutive_failures: Math.max(backend.failures, backend.probeFailures),
-      in_flight: backend.inflight,
-    }));
+    return this.pools.all().flatMap((pool) =>
+      pool.backends.map((backend) => ({
+        url: backend.url,
+        model: pool.labels?.model,
+        version: pool.labels?.version,
+        mirror: pool.labels?.mirror || undefined,
+        state: pool.state(backend, now),
+        last_check: backend.lastCheck?.toISOString() ?? null,
+        last_status: backend.lastStatus,
+        last_error: backend.lastError,
+        consecutive_failures: Math.max(backend.failures, backend.probeFailures),
+        in_flight: backend.inflight,
+      })),
+    );
   }
 
   /**
    * A summary (`healthy`, `total`), not the list: /health shows the list once.
    * Pass the reports the caller shows so both come from the same moment.
+   * Shadow backends are left out: they never answer a client.
    */
   async isHealthy(key: string, reports?: BackendReport[]) {
-    const backends = reports ?? (await this.reports());
+    const backends = (reports ?? (await this.reports())).filter(
+      (b) => !b.mirror,
+    );
     const indicator = this.indicators.check(key);
     const healthy = backends.filter((b) => b.state === 'healthy').length;
     const summary = { healthy, total: backends.length };

@@ -5,6 +5,9 @@ import { TerminusModule } from '@nestjs/terminus';
 import { BackendClients } from './backend-clients.service.js';
 import { BackendPoolService } from './backend-pool.service.js';
 import { BackendHealthIndicator } from './backend.indicator.js';
+import { MirrorService } from './mirror.service.js';
+import { ModelRouter } from './model-router.service.js';
+import { ModelsModule } from '../models/models.module.js';
 import { PredictController } from './predict.controller.js';
 import { ProxyService } from './proxy.service.js';
 
@@ -12,6 +15,7 @@ import { ProxyService } from './proxy.service.js';
   imports: [
     CacheModule,
     TerminusModule,
+    ModelsModule,
     // The active health probes' client (their cost per call does not matter):
     // every status is an answer, never redirected or decompressed.
     HttpModule.register({
@@ -27,6 +31,8 @@ import { ProxyService } from './proxy.service.js';
     ProxyService,
     BackendPoolService,
     BackendHealthIndicator,
+    ModelRouter,
+    MirrorService,
   ],
   exports: [BackendPoolService, BackendHealthIndicator],
 })

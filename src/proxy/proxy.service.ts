@@ -4,28 +4,31 @@ import {
   Inject,
   Injectable,
   Logger,
+  NotFoundException,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { CacheService, type CacheFill } from '../cache/cache.service.js';
 import '../common/request-context.js';
-import type { RequestBody } from '../common/request-body.js';
+import { CacheService, type CacheFill } from '../cache/cache.service.js';
+import { dispatchBody, type RequestBody } from '../common/request-body.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { BackendAnswer, BackendCall } from './backend-call.js';
-import { BackendClients } from './backend-clients.service.js';
-import {
-  Backend,
-  BackendPoolService,
-  transportError,
-} from './backend-pool.service.js';
+import { type Backend, BackendPool, transportError } from './backend-pool.js';
+import { BackendPoolService } from './backend-pool.service.js';
 import { backendRequestHeaders, endToEndHeaders } from './forward-headers.js';
+import { MirrorService } from './mirror.service.js';
+import {
+  MODEL_HEADER,
+  MODEL_VERSION_HEADER,
+  ModelRouter,
+} from './model-router.service.js';
 
 type FailureReason = 'connect' | 'reset' | 'try_timeout' | 'timeout' | 'status';
 
@@ -61,6 +64,8 @@ const CONNECT_ERRORS = new Set([
 interface Exchange {
   request: FastifyRequest;
   reply: FastifyReply;
+  /** The implicit pool, or the model version's. */
+  pool: BackendPool;
   endpoint: string;
   /** Backend path without the backend's own prefix: the route plus the client's query. */
   pathAndQuery: string;
@@ -87,14 +92,17 @@ export class ProxyService {
   private readonly logger = new Logger(ProxyService.name);
   private readonly stripCredentials: boolean;
   private readonly dropUnderscoreHeaders: boolean;
+  /** BACKEND_URL(S) when there is no routes file. */
+  private readonly implicit: BackendPool | undefined;
   private readonly series = new Map<
     string,
     { record(seconds: number): void }
   >();
 
   constructor(
-    private readonly clients: BackendClients,
-    private readonly pool: BackendPoolService,
+    pools: BackendPoolService,
+    private readonly router: ModelRouter,
+    private readonly mirror: MirrorService,
     private readonly metrics: MetricsService,
     private readonly cache: CacheService,
     @Inject(backendConfig.KEY)
@@ -108,41 +116,120 @@ export class ProxyService {
     this.stripCredentials =
       security.apiKeys.length > 0 || security.apiKeysFile !== undefined;
     this.dropUnderscoreHeaders = security.dropUnderscoreHeaders;
+    this.implicit = pools.implicit;
   }
 
-  forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /**
+   * POST /predict and /batch_predict; `model` from /models/{model}/…, else
+   * X-Model or the default model when a routes file is on. Through the
+   * response cache when it is on.
+   */
+  forward(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    model?: string,
+  ): Promise<void> {
     return this.cache.enabled
       ? this.cache.through(request, reply, (fill) =>
-          this.forwardToBackend(request, reply, fill),
+          this.forwardToBackend(request, reply, model, fill),
         )
-      : this.forwardToBackend(request, reply);
+      : this.forwardToBackend(request, reply, model);
   }
 
   private async forwardToBackend(
     request: FastifyRequest,
     reply: FastifyReply,
+    model: string | undefined,
     fill?: CacheFill,
   ): Promise<void> {
+    if (model !== undefined || this.router.enabled) {
+      const header = request.headers[MODEL_HEADER];
+      return this.forwardToModel(
+        request,
+        reply,
+        model ?? (typeof header === 'string' ? header : undefined),
+        fill,
+      );
+    }
     const endpoint = request.routeOptions.url ?? request.url;
+    await this.run(this.open(request, reply, this.implicit!, endpoint, fill));
+  }
+
+  /**
+   * To a model version (ROUTES_FILE): `model` from the path or X-Model, the
+   * default model when undefined. The backend gets the plain route
+   * (/predict, /batch_predict); a sampled copy goes to the model's mirror
+   * once the primary attempt is under way.
+   */
+  private async forwardToModel(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    model: string | undefined,
+    fill: CacheFill | undefined,
+  ): Promise<void> {
+    if (!this.router.enabled) {
+      throw new NotFoundException(
+        `unknown model ${JSON.stringify(String(model).slice(0, 64))}`,
+      );
+    }
+    const version = this.router.route(request, model);
+    reply.header(MODEL_VERSION_HEADER, version.name);
+    const info = (request.raw.gateway ??= {});
+    info.model = version.model.name;
+    info.version = version.name;
+    this.router.track(version, request, reply);
+    const route = request.routeOptions.url ?? request.url;
+    const endpoint = route.slice(route.lastIndexOf('/'));
+    const exchange = this.open(request, reply, version.pool, endpoint, fill);
+    const answer = this.run(exchange);
+    const { mirror } = version.model;
+    if (mirror !== undefined) {
+      this.mirror.send(
+        mirror,
+        {
+          method: request.method,
+          pathAndQuery: exchange.pathAndQuery,
+          headers: exchange.headers,
+          body: exchange.body,
+        },
+        answer,
+      );
+    }
+    await answer;
+  }
+
+  private open(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    pool: BackendPool,
+    endpoint: string,
+    fill: CacheFill | undefined,
+  ): Exchange {
     const q = request.url.indexOf('?');
-    const exchange: Exchange = {
+    return {
       request,
       reply,
+      pool,
       endpoint,
       pathAndQuery: q === -1 ? endpoint : endpoint + request.url.slice(q),
       headers: backendRequestHeaders(request.headers, {
         stripCredentials: this.stripCredentials,
-        dropUnderscoreHeaders: this.dropUnderscoreHeaders,
         clientIp: request.ip,
         proto: request.protocol,
         host: request.headers.host,
         requestId: request.id,
+        dropUnderscoreHeaders: this.dropUnderscoreHeaders,
       }) as IncomingHttpHeaders,
       body: request.body as RequestBody | undefined,
       cut: undefined,
       call: undefined,
       fill,
     };
+  }
+
+  /** The exchange under one deadline; settles with the answer the client got, if any. */
+  private async run(exchange: Exchange): Promise<BackendAnswer | undefined> {
+    const { reply } = exchange;
     // One deadline for all attempts, and cancellation when the client leaves.
     const deadline = setTimeout(
       () => cutShort(exchange, 'timeout'),
@@ -153,29 +240,31 @@ export class ProxyService {
     };
     reply.raw.once('close', onClose);
     try {
-      await this.forwardWithRetries(exchange);
+      return await this.forwardWithRetries(exchange);
     } finally {
       clearTimeout(deadline);
       reply.raw.off('close', onClose);
     }
   }
 
-  private async forwardWithRetries(exchange: Exchange): Promise<void> {
-    this.pool.countRequest();
+  private async forwardWithRetries(
+    exchange: Exchange,
+  ): Promise<BackendAnswer | undefined> {
+    const { pool } = exchange;
+    pool.countRequest();
     let tried: Set<Backend> | undefined;
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-      const backend = this.pool.pick(tried);
+      const backend = pool.pick(tried);
       if (!backend) break;
       if (attempt > 0) {
-        if (!this.pool.takeRetry()) break;
+        if (!pool.takeRetry()) break;
         this.metrics.retries
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
       }
       try {
-        await this.attempt(backend, exchange, attempt, failure?.reason);
-        return;
+        return await this.attempt(backend, exchange, attempt, failure?.reason);
       } catch (err) {
         if (!(err instanceof AttemptFailed)) throw err;
         discard(failure);
@@ -187,11 +276,14 @@ export class ProxyService {
     // Nothing more can be said to a client that left or already has its answer's head.
     if (exchange.cut === 'client' || exchange.reply.sent) {
       discard(failure);
-      return;
+      return undefined;
     }
     // A retryable 5xx that no other backend could replace is relayed as it came.
-    if (failure?.answer) return this.relay(failure.answer, exchange);
-    throw this.clientError(failure, exchange.reply);
+    if (failure?.answer) {
+      await this.relay(failure.answer, exchange);
+      return failure.answer;
+    }
+    throw this.clientError(failure, exchange);
   }
 
   private retryable(err: AttemptFailed): boolean {
@@ -203,9 +295,10 @@ export class ProxyService {
     );
   }
 
-  private clientError(failure: AttemptFailed | undefined, reply: FastifyReply) {
+  private clientError(failure: AttemptFailed | undefined, exchange: Exchange) {
+    const { pool, reply } = exchange;
     const noneAvailable =
-      this.pool.backends.length > 1 && this.pool.available().length === 0;
+      pool.backends.length > 1 && pool.available().length === 0;
     if (!failure || noneAvailable) {
       reply.header(
         'retry-after',
@@ -231,11 +324,11 @@ export class ProxyService {
     exchange: Exchange,
     attempt: number,
     retryReason: FailureReason | undefined,
-  ): Promise<void> {
+  ): Promise<BackendAnswer> {
     const started = performance.now();
     const info = (exchange.request.raw.gateway ??= {});
     info.backend = backend.url;
-    const client = this.clients.get(backend.url);
+    const { client } = backend;
     const path = client.prefix + exchange.pathAndQuery;
     // Tracing on: this try's traceparent, and its client span when sampled.
     const span = info.trace?.attempt(
@@ -245,7 +338,7 @@ export class ProxyService {
       attempt,
       retryReason,
     );
-    this.pool.started(backend);
+    exchange.pool.started(backend);
     let tryTimer: NodeJS.Timeout | undefined;
     let tryExpired = false;
     let status: number | 'error' = 'error';
@@ -271,10 +364,7 @@ export class ProxyService {
               path,
               method: exchange.request.method,
               headers: exchange.headers,
-              // A body in several chunks goes out as they are, never joined.
-              body: Array.isArray(exchange.body)
-                ? Readable.from(exchange.body, { objectMode: false })
-                : exchange.body,
+              body: dispatchBody(exchange.body),
             },
             call,
           );
@@ -296,12 +386,13 @@ export class ProxyService {
           throw (failed = classify(err, exchange, tryExpired));
         },
       );
+      return answer;
     } finally {
       clearTimeout(tryTimer);
       exchange.call = undefined;
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
-      this.pool.finished(backend, ok ? 'success' : 'failure');
+      exchange.pool.finished(backend, ok ? 'success' : 'failure');
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
       );

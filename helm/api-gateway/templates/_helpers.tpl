@@ -99,6 +99,9 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- fail "env.BACKEND_URL and env.BACKEND_URLS are both set: set one of them" }}
 {{- end }}
 {{- $_ := set $env "REDIS_URL" .Values.redis.url }}
+{{- if .Values.routes.models }}
+{{- $_ := set $env "ROUTES_FILE" (printf "%s/routes.yaml" (include "api-gateway.routesDir" .)) }}
+{{- end }}
 {{- if $env.BACKEND_URLS }}
 {{- $_ := unset $env "BACKEND_URL" }}
 {{- else }}
@@ -120,4 +123,9 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- $host := (urlParse .Values.redis.url).host }}
 {{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
 {{- default "6379" $port }}
+{{- end }}
+
+{{/* Where the routes ConfigMap is mounted: a directory, so its updates reach the pod (a subPath mount never sees them). */}}
+{{- define "api-gateway.routesDir" -}}
+/etc/api-gateway/routes
 {{- end }}
