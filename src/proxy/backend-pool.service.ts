@@ -118,10 +118,20 @@ export class BackendPoolService
    * a request that may fail beats one refused on stale information.
    */
   pick(tried: ReadonlySet<Backend>): Backend | undefined {
-    let candidates = this.available().filter((backend) => !tried.has(backend));
-    if (candidates.length === 0) {
-      candidates = this.backends.filter((backend) => !tried.has(backend));
-    }
+    return this.choose(this.candidates(tried));
+  }
+
+  /** The backends `pick` chooses from: healthy and untried, else untried (panic mode). */
+  candidates(tried: ReadonlySet<Backend>): Backend[] {
+    const candidates = this.available().filter(
+      (backend) => !tried.has(backend),
+    );
+    if (candidates.length > 0) return candidates;
+    return this.backends.filter((backend) => !tried.has(backend));
+  }
+
+  /** One of `candidates` by the load-balancing policy. */
+  choose(candidates: readonly Backend[]): Backend | undefined {
     if (candidates.length <= 1) return candidates[0];
     if (this.config.lbPolicy === 'round_robin') {
       return candidates[this.nextRoundRobin++ % candidates.length];

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { AdmissionService } from './admission.service.js';
 import { BackendPoolService } from './backend-pool.service.js';
 import { BackendHealthIndicator } from './backend.indicator.js';
 import { PredictController } from './predict.controller.js';
@@ -41,7 +42,12 @@ const agentOptions = {
     }),
   ],
   controllers: [PredictController],
-  providers: [ProxyService, BackendPoolService, BackendHealthIndicator],
+  providers: [
+    ProxyService,
+    BackendPoolService,
+    AdmissionService,
+    BackendHealthIndicator,
+  ],
   exports: [BackendPoolService, BackendHealthIndicator],
 })
 export class ProxyModule {}

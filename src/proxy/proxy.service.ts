@@ -19,6 +19,7 @@ import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { AdmissionService, OverloadedException } from './admission.service.js';
 import {
   Backend,
   BackendPoolService,
@@ -63,6 +64,8 @@ interface Exchange {
   body: Buffer | undefined;
   /** Aborted by the overall deadline or by the client leaving. */
   signal: AbortSignal;
+  /** performance.now() at which BACKEND_TIMEOUT_MS ends (set only with admission control on). */
+  deadline: number;
 }
 
 /**
@@ -83,6 +86,7 @@ export class ProxyService implements OnApplicationShutdown {
   constructor(
     private readonly http: HttpService,
     private readonly pool: BackendPoolService,
+    private readonly admission: AdmissionService,
     private readonly metrics: MetricsService,
     @Inject(backendConfig.KEY)
     private readonly config: ConfigType<typeof backendConfig>,
@@ -127,6 +131,9 @@ export class ProxyService implements OnApplicationShutdown {
       }),
       body: Buffer.isBuffer(request.body) ? request.body : undefined,
       signal: abort.signal,
+      deadline: this.admission.enabled
+        ? performance.now() + this.config.timeoutMs
+        : 0,
     };
     try {
       await this.forwardWithRetries(exchange);
@@ -141,10 +148,15 @@ export class ProxyService implements OnApplicationShutdown {
     const tried = new Set<Backend>();
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-      const backend = this.pool.pick(tried);
+      const backend = this.admission.enabled
+        ? await this.admit(tried, exchange, attempt)
+        : this.pool.pick(tried);
       if (!backend) break;
       if (attempt > 0) {
-        if (!this.pool.takeRetry()) break;
+        if (!this.pool.takeRetry()) {
+          if (this.admission.enabled) this.admission.release(backend);
+          break;
+        }
         this.metrics.retries
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
@@ -173,6 +185,32 @@ export class ProxyService implements OnApplicationShutdown {
     // A retryable 5xx that no other backend could replace is relayed as it came.
     if (failure?.response) return this.relay(failure.response, exchange);
     throw this.clientError(failure, exchange.reply);
+  }
+
+  /**
+   * A backend with a slot held for this attempt (BACKEND_MAX_CONCURRENCY).
+   * A first attempt that is shed answers 503 overloaded; a shed retry ends the
+   * retries and the previous failure stands.
+   */
+  private async admit(
+    tried: ReadonlySet<Backend>,
+    exchange: Exchange,
+    attempt: number,
+  ): Promise<Backend | undefined> {
+    try {
+      return await this.admission.acquire(
+        tried,
+        exchange.signal,
+        exchange.deadline,
+      );
+    } catch (err) {
+      if (!(err instanceof OverloadedException) || attempt === 0) {
+        if (err instanceof OverloadedException)
+          exchange.reply.header('retry-after', String(err.retryAfterSeconds));
+        throw err;
+      }
+      return undefined;
+    }
   }
 
   private retryable(err: AttemptFailed): boolean {
@@ -253,6 +291,8 @@ export class ProxyService implements OnApplicationShutdown {
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       this.pool.finished(backend, ok ? 'success' : 'failure');
+      if (this.admission.enabled)
+        this.admission.release(backend, ok ? seconds * 1000 : undefined);
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
       );
