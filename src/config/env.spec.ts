@@ -87,7 +87,7 @@ describe('configuration', () => {
       maxConcurrency: 0,
       queueMax: 100,
       queueTimeoutMs: 1000,
-      adaptiveMinConcurrency: 1,
+      adaptiveMinConcurrency: 3,
       adaptiveMaxConcurrency: 1000,
     });
     const read = (value: string) =>

@@ -36,15 +36,15 @@ function feed(
 }
 
 describe('AdaptiveLimit (Envoy gradient controller)', () => {
-  it('starts at the minimum and learns the no-load latency as the median of the first samples', () => {
+  it('starts at the minimum and learns the no-load latency as a low percentile of the first samples', () => {
     const clock = fakeClock();
     const limit = make(clock);
     expect(limit.limit).toBe(1);
-    for (const rtt of [20, 22, 19, 200, 21]) {
+    for (const rtt of [20, 22, 5, 200, 21]) {
       clock.t += 10;
       limit.sample(clock.t - rtt, rtt, 1);
     }
-    expect(limit.minRttMs).toBe(21);
+    expect(limit.minRttMs).toBe(5); // the 10th percentile of 5: the fastest
     expect(limit.limit).toBe(1);
   });
 
@@ -67,11 +67,11 @@ describe('AdaptiveLimit (Envoy gradient controller)', () => {
       feed(limit, clock, 10, 20); // one 100 ms window at full use
       seen.push(limit.limit);
     }
-    // 1 -> floor(1.25 + sqrt(1.25)) = 2 -> floor(2.5 + 1.58) = 4 -> ...
-    expect(seen.slice(0, 4)).toEqual([1, 2, 4, 7]);
+    // 1 -> 1.25 + sqrt(1.25) = 2.37 -> 2.96 + 1.72 = 4.68 -> 5.85 + 2.42 = 8.27 -> ...
+    expect(seen.slice(0, 4)).toEqual([1, 2, 4, 8]);
     for (let i = 1; i < seen.length; i++)
       expect(seen[i]).toBeLessThanOrEqual(
-        Math.floor(seen[i - 1] * 2 + Math.sqrt(seen[i - 1] * 2)),
+        Math.floor((seen[i - 1] + 1) * 2 + Math.sqrt((seen[i - 1] + 1) * 2)),
       );
     expect(seen.at(-1)).toBe(100);
   });
@@ -84,7 +84,7 @@ describe('AdaptiveLimit (Envoy gradient controller)', () => {
     const before = limit.limit;
     expect(before).toBe(100);
     feed(limit, clock, 10, 400); // 20x the no-load latency
-    expect(limit.limit).toBe(Math.floor(50 + Math.sqrt(50)));
+    expect(limit.limit).toBe(Math.floor(50 + Math.sqrt(50))); // 100 * 0.5 + headroom
     for (let w = 0; w < 4; w++) feed(limit, clock, 10, 400);
     expect(limit.limit).toBeLessThan(10);
     for (let w = 0; w < 10; w++) feed(limit, clock, 10, 4000);
@@ -103,6 +103,15 @@ describe('AdaptiveLimit (Envoy gradient controller)', () => {
     // ...but a latency rise still cuts it.
     feed(limit, clock, 10, 200, 1);
     expect(limit.limit).toBeLessThan(grown);
+  });
+
+  it('climbs off the minimum when latency is a little above the no-load latency (noise)', () => {
+    const clock = fakeClock();
+    const limit = make(clock);
+    feed(limit, clock, 5, 20);
+    // gradient 25/28 = 0.89: one window alone would floor back to 1.
+    for (let w = 0; w < 4; w++) feed(limit, clock, 10, 28);
+    expect(limit.limit).toBeGreaterThanOrEqual(3);
   });
 
   it('re-measures the no-load latency periodically at the minimum, then restores the limit', () => {

@@ -16,6 +16,10 @@ const MAX_GRADIENT = 2;
 const JITTER = 0.15;
 /** Windows in a row at the minimum limit that make the no-load latency suspect. */
 const STUCK_AT_MINIMUM = 5;
+/** Fewest answers a window needs: one or two slow answers are not a trend. */
+const MIN_WINDOW_SAMPLES = 5;
+/** Percentile of the minRTT samples taken as the no-load latency. */
+const MIN_RTT_PERCENTILE = 0.1;
 
 /**
  * One backend's concurrency limit, learned from its latency. The algorithm is
@@ -25,8 +29,11 @@ const STUCK_AT_MINIMUM = 5;
  *
  * - minRTT, the no-load latency: at start and then every `minRttIntervalMs`
  *   (jittered), the limit drops to `minLimit` until `minRttSamples` requests
- *   started in that phase have finished; their median is minRTT.
- * - every `sampleWindowMs`, the window's median latency (sampleRTT) gives
+ *   started in that phase have finished; their 10th percentile is minRTT
+ *   (Envoy takes the median; a low percentile keeps answers delayed by the
+ *   gateway's own CPU from inflating the baseline).
+ * - every `sampleWindowMs` with at least 5 answers (Netflix's WindowedLimit
+ *   also sets a minimum), the window's median latency (sampleRTT) gives
  *   gradient = clamp(minRTT * 1.25 / sampleRTT, 0.5, 2) and
  *   limit = limit * gradient + sqrt(limit * gradient) (burst headroom),
  *   clamped to [minLimit, maxLimit]. Latency near minRTT raises the limit,
@@ -41,6 +48,8 @@ const STUCK_AT_MINIMUM = 5;
  * No timers: time comes from `now`, windows close on the next sample.
  */
 export class AdaptiveLimit {
+  /** The limit as a real number (as Netflix's limits keep it): growth below 1 per window adds up. */
+  private estimate: number;
   private current: number;
   private minRtt = 0;
   private measuringSince: number | null = null;
@@ -62,6 +71,7 @@ export class AdaptiveLimit {
     this.sampleWindowMs = options.sampleWindowMs ?? 100;
     this.minRttIntervalMs = options.minRttIntervalMs ?? 30_000;
     this.minRttSamples = options.minRttSamples ?? 25;
+    this.estimate = options.minLimit;
     this.current = options.minLimit;
     this.deferred = options.minLimit;
     this.windowStart = now();
@@ -97,33 +107,40 @@ export class AdaptiveLimit {
     }
     this.samples.push(rttMs);
     if (inflight > this.windowPeak) this.windowPeak = inflight;
-    if (now - this.windowStart >= this.sampleWindowMs) this.closeWindow(now);
+    if (
+      now - this.windowStart >= this.sampleWindowMs &&
+      this.samples.length >= MIN_WINDOW_SAMPLES
+    )
+      this.closeWindow(now);
   }
 
   private closeWindow(now: number): void {
-    const sampleRtt = median(this.samples);
+    const sampleRtt = quantile(this.samples, 0.5);
     const gradient = Math.min(
       MAX_GRADIENT,
       Math.max(MIN_GRADIENT, (this.minRtt * (1 + BUFFER)) / sampleRtt),
     );
-    const scaled = this.current * gradient;
-    let next = Math.floor(scaled + Math.sqrt(scaled));
-    if (this.windowPeak < this.current / 2) next = Math.min(next, this.current);
+    const scaled = this.estimate * gradient;
+    let next = scaled + Math.sqrt(scaled);
+    if (this.windowPeak < this.current / 2)
+      next = Math.min(next, this.estimate);
     next = Math.min(
       this.options.maxLimit,
       Math.max(this.options.minLimit, next),
     );
+    const limit = Math.floor(next);
     this.atMinimum =
-      next === this.options.minLimit && this.current === next
+      limit === this.options.minLimit && this.current === limit
         ? this.atMinimum + 1
         : 0;
-    this.current = next;
+    this.estimate = next;
+    this.current = limit;
     this.resetWindow(now);
     if (this.atMinimum >= STUCK_AT_MINIMUM) this.startMinRtt(now);
   }
 
   private startMinRtt(now: number): void {
-    this.deferred = this.current;
+    this.deferred = this.estimate;
     this.current = this.options.minLimit;
     this.measuringSince = now;
     this.atMinimum = 0;
@@ -131,8 +148,9 @@ export class AdaptiveLimit {
   }
 
   private endMinRtt(now: number): void {
-    this.minRtt = median(this.samples);
-    this.current = this.deferred;
+    this.minRtt = quantile(this.samples, MIN_RTT_PERCENTILE);
+    this.estimate = this.deferred;
+    this.current = Math.floor(this.deferred);
     this.measuringSince = null;
     const jitter = 1 + this.random() * JITTER;
     this.nextMinRttAt = now + this.minRttIntervalMs * jitter;
@@ -146,7 +164,7 @@ export class AdaptiveLimit {
   }
 }
 
-function median(values: number[]): number {
+function quantile(values: number[], q: number): number {
   const sorted = values.slice().sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  return sorted[Math.floor(sorted.length * q)];
 }

@@ -124,9 +124,9 @@ export class AdmissionService {
   }
 
   /**
-   * Gives a slot back. `latencyMs` of a successful answer feeds the backend's
-   * latency and its adaptive limit; undefined (a failure, or a slot unused)
-   * does not.
+   * Gives a slot back. `latencyMs` (an answer, or a timeout) feeds the
+   * backend's latency and its adaptive limit; undefined (a fast failure, or
+   * a slot unused) does not.
    */
   release(backend: Backend, latencyMs?: number): void {
     const slot = this.slot(backend);

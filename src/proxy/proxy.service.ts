@@ -291,8 +291,12 @@ export class ProxyService implements OnApplicationShutdown {
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       this.pool.finished(backend, ok ? 'success' : 'failure');
+      // A timeout is latency too (the slowest kind): only fast failures are not.
       if (this.admission.enabled)
-        this.admission.release(backend, ok ? seconds * 1000 : undefined);
+        this.admission.release(
+          backend,
+          ok || failed?.reason.endsWith('timeout') ? seconds * 1000 : undefined,
+        );
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
       );
