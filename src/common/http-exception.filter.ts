@@ -22,6 +22,8 @@ export interface ErrorBody {
   statusCode: number;
   error: string;
   message: string;
+  /** A machine-readable reason when the status alone is not enough (e.g. `overloaded`). */
+  code?: string;
   request_id: string;
 }
 
@@ -41,6 +43,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
     let { status, message } = describe(exception);
+    const code =
+      exception instanceof HttpException ? exception.errorCode : undefined;
     if (status >= 500 && !(exception instanceof HttpException)) {
       this.logger.error({ err: exception }, 'unhandled error');
     }
@@ -58,7 +62,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       reply.raw.destroy();
       return;
     }
-    const body = errorBody(status, message, request.id);
+    const body = errorBody(status, message, request.id, code);
     void reply
       .code(status)
       .headers(SECURITY_HEADERS)
@@ -82,11 +86,13 @@ export function errorBody(
   status: number,
   message: string,
   requestId: string,
+  code?: string,
 ): ErrorBody {
   return {
     statusCode: status,
     error: STATUS_CODES[status] ?? 'Error',
     message: message.slice(0, MAX_MESSAGE_LENGTH),
+    ...(code === undefined ? {} : { code }),
     request_id: requestId,
   };
 }

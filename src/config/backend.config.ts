@@ -25,7 +25,25 @@ export const BACKEND_ENV_DEFAULTS = {
   RETRY_ON_5XX: 'true',
   RETRY_BUDGET_PERCENT: '20',
   READINESS_REQUIRES_BACKEND: 'false',
+  BACKEND_MAX_CONCURRENCY: '0',
+  QUEUE_MAX: '100',
+  QUEUE_TIMEOUT_MS: '1000',
+  ADAPTIVE_MIN_CONCURRENCY: '3',
+  ADAPTIVE_MAX_CONCURRENCY: '1000',
 };
+
+const MAX_CONCURRENCY = 100_000;
+
+/** 0 (unlimited), a fixed limit, or `auto` (learned from latency). */
+const concurrencyLimit = z
+  .string()
+  .trim()
+  .regex(
+    /^(\d+|auto)$/,
+    `0 (unlimited), an integer up to ${MAX_CONCURRENCY}, or auto`,
+  )
+  .transform((v) => (v === 'auto' ? v : Number(v)))
+  .pipe(z.union([z.literal('auto'), z.number().int().max(MAX_CONCURRENCY)]));
 
 const httpUrl = z
   .string()
@@ -73,9 +91,19 @@ export const backendConfig = registerAs('backend', () => {
       RETRY_ON_5XX: booleanString,
       RETRY_BUDGET_PERCENT: intInRange(0, 100),
       READINESS_REQUIRES_BACKEND: booleanString,
+      BACKEND_MAX_CONCURRENCY: concurrencyLimit,
+      QUEUE_MAX: intInRange(0, MAX_CONCURRENCY),
+      QUEUE_TIMEOUT_MS: intInRange(1, 3_600_000),
+      ADAPTIVE_MIN_CONCURRENCY: intInRange(1, MAX_CONCURRENCY),
+      ADAPTIVE_MAX_CONCURRENCY: intInRange(1, MAX_CONCURRENCY),
     },
     BACKEND_ENV_DEFAULTS,
   );
+  if (env.ADAPTIVE_MIN_CONCURRENCY > env.ADAPTIVE_MAX_CONCURRENCY) {
+    throw new ConfigValidationError(
+      `Invalid configuration: ADAPTIVE_MIN_CONCURRENCY="${env.ADAPTIVE_MIN_CONCURRENCY}"; allowed: at most ADAPTIVE_MAX_CONCURRENCY (${env.ADAPTIVE_MAX_CONCURRENCY})`,
+    );
+  }
   const urls = env.BACKEND_URLS
     ? parseUrlList(env.BACKEND_URLS)
     : [env.BACKEND_URL];
@@ -97,6 +125,12 @@ export const backendConfig = registerAs('backend', () => {
     retryOn5xx: env.RETRY_ON_5XX,
     retryBudgetPercent: env.RETRY_BUDGET_PERCENT,
     readinessRequiresBackend: env.READINESS_REQUIRES_BACKEND,
+    /** In-flight requests per backend: 0 = unlimited (no admission at all), or `auto`. */
+    maxConcurrency: env.BACKEND_MAX_CONCURRENCY,
+    queueMax: env.QUEUE_MAX,
+    queueTimeoutMs: env.QUEUE_TIMEOUT_MS,
+    adaptiveMinConcurrency: env.ADAPTIVE_MIN_CONCURRENCY,
+    adaptiveMaxConcurrency: env.ADAPTIVE_MAX_CONCURRENCY,
   };
 });
 

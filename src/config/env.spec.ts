@@ -84,6 +84,32 @@ describe('configuration', () => {
       'Invalid configuration: LB_POLICY="random"; allowed: one of least_request, round_robin',
     );
   });
+
+  it('reads the overload knobs: unlimited by default, a number or auto, bounds checked', () => {
+    expect(withEnv({}, () => backendConfig())).toMatchObject({
+      maxConcurrency: 0,
+      queueMax: 100,
+      queueTimeoutMs: 1000,
+      adaptiveMinConcurrency: 3,
+      adaptiveMaxConcurrency: 1000,
+    });
+    const read = (value: string) =>
+      withEnv({ BACKEND_MAX_CONCURRENCY: value }, () => backendConfig())
+        .maxConcurrency;
+    expect(read('8')).toBe(8);
+    expect(read('auto')).toBe('auto');
+    expect(() => read('lots')).toThrow(
+      'Invalid configuration: BACKEND_MAX_CONCURRENCY="lots"; allowed: 0 (unlimited), an integer up to 100000, or auto',
+    );
+    expect(() =>
+      withEnv(
+        { ADAPTIVE_MIN_CONCURRENCY: '50', ADAPTIVE_MAX_CONCURRENCY: '10' },
+        () => backendConfig(),
+      ),
+    ).toThrow(
+      'Invalid configuration: ADAPTIVE_MIN_CONCURRENCY="50"; allowed: at most ADAPTIVE_MAX_CONCURRENCY (10)',
+    );
+  });
 });
 
 describe('HEADERS_WITH_UNDERSCORES', () => {

@@ -15,6 +15,9 @@ const HTTP_BUCKETS = [
 const BACKEND_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30,
 ];
+const QUEUE_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
 
 /**
  * The gateway's own metrics on prom-client's default registry (the one
@@ -112,6 +115,25 @@ export class MetricsService {
   readonly cacheEntries = gauge({
     name: 'gateway_cache_entries',
     help: 'Entries in the in-memory response cache',
+  });
+  readonly queueDepth = gauge({
+    name: 'gateway_queue_depth',
+    help: 'Requests waiting for a backend slot (BACKEND_MAX_CONCURRENCY)',
+  });
+  readonly queueWait = histogram({
+    name: 'gateway_queue_wait_seconds',
+    help: 'Time a request waited for a backend slot, for those that had to wait',
+    buckets: QUEUE_BUCKETS,
+  });
+  readonly shed = counter({
+    name: 'gateway_shed_total',
+    help: 'Requests refused with 503 overloaded, by reason (queue_full, queue_timeout, deadline)',
+    labelNames: ['reason'],
+  });
+  readonly backendConcurrencyLimit = gauge({
+    name: 'gateway_backend_concurrency_limit',
+    help: 'Requests the backend may have in flight (fixed, or learned with BACKEND_MAX_CONCURRENCY=auto)',
+    labelNames: ['backend'],
   });
 }
 

@@ -10,6 +10,7 @@ import type {
   BackendClient,
   BackendClients,
 } from './backend-clients.service.js';
+import { Admission } from './admission.js';
 import { RetryBudget } from './retry-budget.js';
 
 export type BackendState = 'healthy' | 'unhealthy' | 'ejected';
@@ -65,6 +66,8 @@ export interface PoolLabels {
  */
 export class BackendPool {
   readonly backends: Backend[];
+  /** Per-backend concurrency limits and the pool's queue (BACKEND_MAX_CONCURRENCY); undefined when off. */
+  readonly admission: Admission | undefined;
   private readonly logger = new Logger(BackendPool.name);
   private readonly probeTimers = new Set<NodeJS.Timeout>();
   private readonly probeAborts = new Set<AbortController>();
@@ -99,6 +102,10 @@ export class BackendPool {
       inflightGauge: this.metrics.backendInflight.labels(url),
     }));
     for (const backend of this.backends) this.publish(backend);
+    this.admission =
+      this.config.maxConcurrency === 0
+        ? undefined
+        : new Admission(this, this.metrics, this.config);
   }
 
   /** Starts the active health checks. */
@@ -148,10 +155,20 @@ export class BackendPool {
       const only = this.backends[0];
       return tried?.has(only) ? undefined : only;
     }
-    let candidates = this.available().filter((backend) => !tried?.has(backend));
-    if (candidates.length === 0) {
-      candidates = this.backends.filter((backend) => !tried?.has(backend));
-    }
+    return this.choose(this.candidates(tried));
+  }
+
+  /** The backends `pick` chooses from: healthy and untried, else untried (panic mode). */
+  candidates(tried?: ReadonlySet<Backend>): Backend[] {
+    const candidates = this.available().filter(
+      (backend) => !tried?.has(backend),
+    );
+    if (candidates.length > 0) return candidates;
+    return this.backends.filter((backend) => !tried?.has(backend));
+  }
+
+  /** One of `candidates` by the load-balancing policy. */
+  choose(candidates: readonly Backend[]): Backend | undefined {
     if (candidates.length <= 1) return candidates[0];
     if (this.config.lbPolicy === 'round_robin') {
       return candidates[this.nextRoundRobin++ % candidates.length];

@@ -19,6 +19,7 @@ import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { Admission, OverloadedException } from './admission.js';
 import { BackendAnswer, BackendCall } from './backend-call.js';
 import { type Backend, BackendPool, transportError } from './backend-pool.js';
 import { BackendPoolService } from './backend-pool.service.js';
@@ -77,6 +78,10 @@ interface Exchange {
   call: BackendCall | undefined;
   /** Set when the response cache missed: takes the answer before it is sent. */
   fill: CacheFill | undefined;
+  /** performance.now() at which BACKEND_TIMEOUT_MS ends (0 unless the pool has admission control). */
+  deadline: number;
+  /** Leaves the admission queue (set while waiting there). */
+  onCut: (() => void) | undefined;
 }
 
 /**
@@ -224,6 +229,8 @@ export class ProxyService {
       cut: undefined,
       call: undefined,
       fill,
+      deadline: pool.admission ? performance.now() + this.config.timeoutMs : 0,
+      onCut: undefined,
     };
   }
 
@@ -255,10 +262,15 @@ export class ProxyService {
     let tried: Set<Backend> | undefined;
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-      const backend = pool.pick(tried);
+      const backend = pool.admission
+        ? await this.admit(pool.admission, tried, exchange, attempt)
+        : pool.pick(tried);
       if (!backend) break;
       if (attempt > 0) {
-        if (!pool.takeRetry()) break;
+        if (!pool.takeRetry()) {
+          pool.admission?.release(backend);
+          break;
+        }
         this.metrics.retries
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
@@ -284,6 +296,27 @@ export class ProxyService {
       return failure.answer;
     }
     throw this.clientError(failure, exchange);
+  }
+
+  /**
+   * A backend with a slot held for this attempt (BACKEND_MAX_CONCURRENCY).
+   * A first attempt that is shed answers 503 overloaded; a shed retry ends the
+   * retries and the previous failure stands.
+   */
+  private async admit(
+    admission: Admission,
+    tried: ReadonlySet<Backend> | undefined,
+    exchange: Exchange,
+    attempt: number,
+  ): Promise<Backend | undefined> {
+    try {
+      return await admission.acquire(tried, exchange, exchange.deadline);
+    } catch (err) {
+      if (!(err instanceof OverloadedException)) throw err;
+      if (attempt > 0) return undefined;
+      exchange.reply.header('retry-after', String(err.retryAfterSeconds));
+      throw err;
+    }
   }
 
   private retryable(err: AttemptFailed): boolean {
@@ -393,6 +426,11 @@ export class ProxyService {
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       exchange.pool.finished(backend, ok ? 'success' : 'failure');
+      // A timeout is latency too (the slowest kind): only fast failures are not.
+      exchange.pool.admission?.release(
+        backend,
+        ok || failed?.reason.endsWith('timeout') ? seconds * 1000 : undefined,
+      );
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
       );
@@ -474,6 +512,7 @@ export class ProxyService {
 function cutShort(exchange: Exchange, why: Cut): void {
   exchange.cut ??= why;
   exchange.call?.abort(new Error(why));
+  exchange.onCut?.();
 }
 
 /** Frees what a failed attempt still holds (a streamed answer not relayed). */

@@ -1,0 +1,110 @@
+// Open-loop load: requests arrive at a fixed rate whatever the answers take (as users
+// do), unlike a closed loop that slows down with the server. Used by the overload
+// bench and test/overload.e2e-spec.ts.
+import http from 'node:http';
+
+const BODY = '{"request":{"text":"overload test"}}';
+
+/**
+ * Sends `rps` POSTs per second to `url` for `durationMs`; resolves when every answer is in
+ * (or failed), with one { status, ms, overloaded, retryAfter } per request (status 0: transport error).
+ * @param {{ url: string, rps: number, durationMs: number }} options
+ */
+export async function openLoop({ url, rps, durationMs }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
+  const results = [];
+  const pending = [];
+  const started = performance.now();
+  let sent = 0;
+  const one = () =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const record = (status, extra = {}) => {
+        results.push({ status, ms: performance.now() - t0, ...extra });
+        resolve();
+      };
+      const req = http.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(BODY),
+          },
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.once('end', () => {
+            let overloaded = false;
+            if (res.statusCode === 503) {
+              try {
+                overloaded =
+                  JSON.parse(Buffer.concat(chunks).toString()).code ===
+                  'overloaded';
+              } catch {
+                // not JSON: not ours
+              }
+            }
+            record(res.statusCode ?? 0, {
+              overloaded,
+              retryAfter: res.headers['retry-after'],
+            });
+          });
+          res.once('error', () => record(0));
+        },
+      );
+      req.once('error', () => record(0));
+      req.end(BODY);
+    });
+  await new Promise((resolve) => {
+    const tick = () => {
+      const elapsed = performance.now() - started;
+      const due = Math.min(
+        Math.floor((elapsed * rps) / 1000),
+        Math.floor((durationMs * rps) / 1000),
+      );
+      while (sent < due) {
+        sent++;
+        pending.push(one());
+      }
+      if (elapsed >= durationMs) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(pending);
+  agent.destroy();
+  return results;
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/**
+ * Goodput = 200 answers within `deadlineMs`, per second of `durationMs`; p99 of
+ * those served and of the 503 overloaded refusals.
+ */
+export function summarize(results, { durationMs, deadlineMs }) {
+  const served = results.filter((r) => r.status === 200);
+  const shed = results.filter((r) => r.status === 503 && r.overloaded);
+  const good = served.filter((r) => r.ms <= deadlineMs);
+  const round = (x) => Math.round(x * 10) / 10;
+  return {
+    sent: results.length,
+    served: served.length,
+    goodputRps: round(good.length / (durationMs / 1000)),
+    p50ServedMs: round(percentile(served.map((r) => r.ms), 50)),
+    p99ServedMs: round(percentile(served.map((r) => r.ms), 99)),
+    shed: shed.length,
+    p99ShedMs: round(percentile(shed.map((r) => r.ms), 99)),
+    shedWithRetryAfter: shed.filter((r) => r.retryAfter !== undefined).length,
+    timeouts: results.filter((r) => r.status === 504).length,
+    other: results.length - served.length - shed.length -
+      results.filter((r) => r.status === 504).length,
+  };
+}
