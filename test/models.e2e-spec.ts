@@ -240,6 +240,32 @@ describe('Model versions (e2e)', () => {
     ).toEqual([`v1 ${a.url}`, `t1 ${b.url}/base`]);
   });
 
+  it('with the response cache on, each model keeps its own entries (path and X-Model are part of the key)', async () => {
+    const [a, b] = [await upstream(), await upstream()];
+    await gateway(
+      `models:
+  sentiment:
+    default: true
+    versions: [{name: v1, urls: ["${a.url}"], weight: 1}]
+  toxicity:
+    versions: [{name: t1, urls: ["${b.url}"], weight: 1}]
+`,
+      { CACHE_TTL_SECONDS: '60' },
+    );
+    for (const [path, headers] of [
+      ['/models/sentiment/predict', {}],
+      ['/models/toxicity/predict', {}],
+      ['/predict', { 'x-model': 'toxicity' }],
+      ['/predict', {}],
+    ] as const) {
+      expect((await send(path, headers)).status).toBe(200);
+      expect((await send(path, headers)).status).toBe(200);
+    }
+    // One miss per distinct key: /models/x/… and X-Model: x differ in the key, the rest hit.
+    expect(a.received).toHaveLength(2);
+    expect(b.received).toHaveLength(2);
+  });
+
   it('pins a version with X-Model-Version, and keeps each client on one version with STICKY_BY', async () => {
     const [v1, v2] = [await upstream(), await upstream()];
     await gateway(canary(v1.url, v2.url), { STICKY_BY: 'x-client-id' });

@@ -1,4 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
+import {
+  MODEL_HEADER,
+  MODEL_VERSION_HEADER,
+} from '../proxy/model-router.service.js';
 import type { RequestBody } from '../common/request-body.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import type { ConfigType } from '@nestjs/config';
@@ -50,6 +54,7 @@ class Flight {
   }
 }
 
+const MODEL_HEADERS = [MODEL_HEADER, MODEL_VERSION_HEADER];
 const X_CACHE: Record<CacheResult, string> = {
   hit: 'HIT',
   miss: 'MISS',
@@ -120,7 +125,7 @@ export class CacheService {
       this.count(request, reply, endpoint, 'bypass');
       return forward();
     }
-    const key = this.keyOf(request, endpoint);
+    const key = this.keyOf(request);
     let result: CacheResult = 'miss';
     if (directive !== 'no-cache') {
       const flight = this.flights.get(key);
@@ -237,10 +242,16 @@ export class CacheService {
     reply.header('x-cache', X_CACHE[result]);
   }
 
-  private keyOf(request: FastifyRequest, endpoint: string): string {
+  private keyOf(request: FastifyRequest): string {
     const hash = createHash('sha256');
-    const q = request.url.indexOf('?');
-    hash.update(`${endpoint}\0${q === -1 ? '' : request.url.slice(q + 1)}\0`);
+    // The path, not the route pattern: /models/a/predict and /models/b/predict
+    // are two models. X-Model and X-Model-Version choose the model too.
+    hash.update(`${request.url}\0`);
+    for (const name of MODEL_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === 'string') hash.update(`${name}=${value}`);
+      hash.update('\0');
+    }
     // Keys on: the full key (never stored, only hashed) separates tenants.
     if (this.config.scope === 'key' && request.raw.gateway?.keyId)
       hash.update(presentedKey(request.headers) ?? '');
