@@ -10,6 +10,7 @@ const COLORS = {
   bare: '#2f6fdb',
   go: '#00a3c4',
   gateway: '#e8730c',
+  variant: '#f5b77a',
 };
 const LABELS = {
   direct: 'upstream direct',
@@ -17,7 +18,12 @@ const LABELS = {
   bare: 'bare Node proxy',
   go: 'Go gateway (workshop)',
   gateway: 'gateway',
+  variant: 'gateway + one feature',
 };
+// gateway+ratelimit, gateway+cache...: one colour, the bar labelled by the feature.
+const colorOf = (t) =>
+  COLORS[t] ?? (t.startsWith('gateway+') ? COLORS.variant : '#999');
+const barLabel = (t) => (t.startsWith('gateway+') ? t.slice(7) : t);
 const esc = (s) =>
   String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -37,10 +43,13 @@ const short = (v) =>
 
 export function renderChart(report) {
   const ids = Object.keys(report.scenarios);
-  const W = 250;
+  // A panel per scenario, wider when it has many bars (the feature variants).
+  const widths = ids.map((id) =>
+    Math.max(250, 80 + 34 * Object.keys(report.scenarios[id].targets).length),
+  );
   const H = 210;
   const padL = 48;
-  const width = ids.length * W + 20;
+  const width = widths.reduce((a, w) => a + w, 0) + 20;
   const height = 2 * (H + 50) + 70;
   const out = [];
   out.push(
@@ -56,7 +65,11 @@ export function renderChart(report) {
   );
   let lx = 10;
   const shown = new Set(
-    ids.flatMap((id) => Object.keys(report.scenarios[id].targets)),
+    ids.flatMap((id) =>
+      Object.keys(report.scenarios[id].targets).map((t) =>
+        t.startsWith('gateway+') ? 'variant' : t,
+      ),
+    ),
   );
   for (const [t, c] of Object.entries(COLORS)) {
     if (!shown.has(t)) continue;
@@ -72,11 +85,13 @@ export function renderChart(report) {
   ids.forEach((id, col) => {
     const sc = report.scenarios[id];
     const targets = Object.keys(sc.targets);
-    const x0 = 10 + col * W;
+    const W = widths[col];
+    const x0 = 10 + widths.slice(0, col).reduce((a, w) => a + w, 0);
     // throughput
     const label = sc.label ?? id;
     panel(
       x0,
+      W,
       80,
       `${label}: req/s`,
       'req/s',
@@ -85,6 +100,7 @@ export function renderChart(report) {
     // latency
     panel(
       x0,
+      W,
       80 + H + 50,
       `${label}: p50 / p99 ms`,
       'ms',
@@ -96,7 +112,7 @@ export function renderChart(report) {
   });
 
   // Throughput on a linear axis; latency on a log axis, so that 0.07 ms and 100 ms both read.
-  function panel(x0, y0, title, unit, bars) {
+  function panel(x0, W, y0, title, unit, bars) {
     const plotW = W - padL - 10;
     const plotH = H - 40;
     const top = y0 + 22;
@@ -136,14 +152,14 @@ export function renderChart(report) {
         const h = plotH * scale(v || 0);
         const x = x0 + padL + i * slot + slot * 0.15 + j * bw;
         out.push(
-          `<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[t] ?? '#999'}" fill-opacity="${j === 0 ? 1 : 0.45}"><title>${esc(`${t} ${short(v)} ${unit}`)}</title></rect>`,
+          `<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${colorOf(t)}" fill-opacity="${j === 0 ? 1 : 0.45}"><title>${esc(`${t} ${short(v)} ${unit}`)}</title></rect>`,
         );
         out.push(
           `<text x="${(x + bw / 2).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" text-anchor="middle" font-size="9">${short(v)}</text>`,
         );
       });
       out.push(
-        `<text x="${(x0 + padL + i * slot + slot / 2).toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle">${esc(t)}</text>`,
+        `<text x="${(x0 + padL + i * slot + slot / 2).toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle"${bars.length > 6 ? ' font-size="9"' : ''}>${esc(barLabel(t))}</text>`,
       );
     });
   }

