@@ -109,22 +109,23 @@ export async function runOverload({
     }
   }
 
-  const model = await spawnListening('model-server.mjs', [
-    '--slots',
-    String(slots),
-    '--service-ms',
-    String(serviceMs),
-  ]);
-  const modelUrl = `http://127.0.0.1:${model.port}`;
   const rows = [];
-  try {
-    for (const limit of ['0', String(slots), String(2 * slots), 'auto']) {
-      const row = await scenario(modelUrl, limit);
+  for (const limit of ['0', String(slots), String(2 * slots), 'auto']) {
+    // A fresh model server per setting: the backlog an unlimited run leaves
+    // queued inside the server would otherwise eat the next setting's time.
+    const model = await spawnListening('model-server.mjs', [
+      '--slots',
+      String(slots),
+      '--service-ms',
+      String(serviceMs),
+    ]);
+    try {
+      const row = await scenario(`http://127.0.0.1:${model.port}`, limit);
       log(JSON.stringify(row));
       rows.push(row);
+    } finally {
+      await stop(model.child);
     }
-  } finally {
-    await stop(model.child);
   }
 
   const bestFixed = Math.max(

@@ -2,7 +2,8 @@
 // npm run bench:profile: CPU profile of the gateway (or the bare Node proxy) under c=32 POST /predict load.
 // Only the loaded phase is profiled (bench/cpu-profile-hook.mjs, SIGUSR2). Writes
 // bench/results/<target>-c32.cpuprofile (gitignored) and bench/results/profile-<target>.md.
-// Flags: --target gateway|bare, --batch (2 MB POST /batch_predict), --seconds (BENCH_PROFILE_SECONDS, 20), --connections (32), --out-name (file stem).
+// Flags: --target gateway|bare, --batch (2 MB POST /batch_predict), --seconds (BENCH_PROFILE_SECONDS, 20), --connections (32),
+// --delay-ms (upstream delay, 0; 20 with --connections 64 is the slow_c64 scenario), --out-name (file stem).
 // Env: BENCH_GATEWAY_DIST (profile another build), BENCH_GATEWAY_NODE (another node binary).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,6 +38,7 @@ const { values } = parseArgs({
       default: process.env.BENCH_PROFILE_SECONDS ?? '20',
     },
     connections: { type: 'string', default: '32' },
+    'delay-ms': { type: 'string', default: '0' },
     'out-name': { type: 'string' },
     batch: { type: 'boolean', default: false },
   },
@@ -70,7 +72,12 @@ fs.writeFileSync(
 );
 const urlPath = values.batch ? '/batch_predict' : '/predict';
 
-const upstream = await spawnListening('upstream.mjs', ['--port', '0']);
+const upstream = await spawnListening('upstream.mjs', [
+  '--port',
+  '0',
+  '--delay-ms',
+  values['delay-ms'],
+]);
 const port = await freePort();
 const hook = ['--import', path.join(BENCH_DIR, 'cpu-profile-hook.mjs')];
 let env = { ...process.env, BENCH_CPU_PROFILE_OUT: out };
