@@ -2,7 +2,11 @@ import request from 'supertest';
 import { once } from 'node:events';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { startGateway, type RunningGateway } from './support/gateway.js';
+import {
+  metricsText,
+  startGateway,
+  type RunningGateway,
+} from './support/gateway.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import {
   openSocket,
@@ -49,10 +53,6 @@ function firstBytes(socket: Socket): Promise<string> {
     socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
     socket.once('close', () => resolve(''));
   });
-}
-
-async function metricsText(gw: RunningGateway): Promise<string> {
-  return (await request(gw.url).get('/metrics').expect(200)).text;
 }
 
 describe('HTTP edges (e2e, raw sockets)', () => {

@@ -10,7 +10,11 @@ import {
   type Server,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { startGateway, type RunningGateway } from './support/gateway.js';
+import {
+  metricsText,
+  startGateway,
+  type RunningGateway,
+} from './support/gateway.js';
 import { openSocket, rawExchange, sample } from './support/raw.js';
 import { json, Upstream } from './support/upstream.js';
 
@@ -41,10 +45,6 @@ function expectGatewayError(
   // Never a stack trace, an internal address or a long echo.
   expect(String(body.message)).not.toMatch(/127\.0\.0\.1|\n|\bat \S+:\d+/);
   expect(String(body.message).length).toBeLessThanOrEqual(200);
-}
-
-async function metricsText(gw: RunningGateway): Promise<string> {
-  return (await request(gw.url).get('/metrics').expect(200)).text;
 }
 
 describe('Hardening: bad input from clients (e2e, raw sockets)', () => {

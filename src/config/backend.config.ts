@@ -45,7 +45,8 @@ const concurrencyLimit = z
   .transform((v) => (v === 'auto' ? v : Number(v)))
   .pipe(z.union([z.literal('auto'), z.number().int().max(MAX_CONCURRENCY)]));
 
-const httpUrl = z
+/** A backend URL: http(s), no query or fragment (also the routes file's `urls`). */
+export const httpUrl = z
   .string()
   .trim()
   .refine((value) => {

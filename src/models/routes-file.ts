@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { httpUrl } from '../config/backend.config.js';
 
 const name = z
   .string()
@@ -8,19 +9,6 @@ const name = z
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
     'a name of letters, digits, ".", "_" or "-" (up to 63)',
   );
-
-const httpUrl = z.string().refine((value) => {
-  try {
-    const url = new URL(value);
-    return (
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      !url.search &&
-      !url.hash
-    );
-  } catch {
-    return false;
-  }
-}, 'an http:// or https:// URL without query or fragment');
 
 const urls = z
   .array(httpUrl, 'a list of backend URLs')

@@ -1,3 +1,4 @@
+import request from 'supertest';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/app.factory.js';
@@ -36,4 +37,9 @@ export async function startGateway(
   }
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}
+
+/** The gateway's Prometheus text. */
+export async function metricsText(gw: RunningGateway): Promise<string> {
+  return (await request(gw.url).get('/metrics').expect(200)).text;
 }
