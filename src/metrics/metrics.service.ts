@@ -139,7 +139,7 @@ export class MetricsService {
 
 // Each app instance registers anew: an earlier instance in this process (tests,
 // watch mode) would otherwise make prom-client throw "already registered".
-function counter<L extends string>(config: CounterConfiguration<L>) {
+export function counter<L extends string>(config: CounterConfiguration<L>) {
   register.removeSingleMetric(config.name);
   return new Counter(config);
 }

@@ -1,8 +1,8 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyRequest } from 'fastify';
-import { Counter, register } from 'prom-client';
 import type { tracingConfig } from '../config/tracing.config.js';
+import { counter } from '../metrics/metrics.service.js';
 import { version } from '../version.js';
 import type { GatewayTracer, ServerTrace } from './otel-tracer.js';
 
@@ -27,16 +27,16 @@ export class TracingService implements OnApplicationShutdown {
   ): Promise<TracingService> {
     if (!config.enabled) return TracingService.off;
     const { createOtelTracer } = await import('./otel-tracer.js');
-    const exported = counter(
-      'gateway_tracing_spans_exported_total',
-      'Spans sent to the OTLP endpoint',
-      [],
-    );
-    const dropped = counter(
-      'gateway_tracing_spans_dropped_total',
-      'Spans lost: queue full (the endpoint is slow or down), or their export failed',
-      ['reason'],
-    );
+    // Registered only with tracing on: off, /metrics shows no tracing series.
+    const exported = counter({
+      name: 'gateway_tracing_spans_exported_total',
+      help: 'Spans sent to the OTLP endpoint',
+    });
+    const dropped = counter({
+      name: 'gateway_tracing_spans_dropped_total',
+      help: 'Spans lost: queue full (the endpoint is slow or down), or their export failed',
+      labelNames: ['reason'],
+    });
     const logger = TracingService.logger;
     const tracer = await createOtelTracer(
       config,
@@ -84,14 +84,4 @@ export class TracingService implements OnApplicationShutdown {
     ]);
     clearTimeout(timer);
   }
-}
-
-function counter<L extends string>(
-  name: string,
-  help: string,
-  labelNames: L[],
-) {
-  // A fresh app in the same process (tests) registers anew.
-  register.removeSingleMetric(name);
-  return new Counter({ name, help, labelNames });
 }
