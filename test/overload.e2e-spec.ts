@@ -235,6 +235,9 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
         BACKEND_URL: undefined,
         BACKEND_URLS: `${failing.url},${model.url}`,
         BACKEND_MAX_CONCURRENCY: '1',
+        // Six requests share one 100 ms slot: on a loaded machine the last
+        // retry waits past the default 1 s, which this test is not about.
+        QUEUE_TIMEOUT_MS: '10000',
         RETRY_BUDGET_PERCENT: '100',
         LB_POLICY: 'round_robin',
       });
