@@ -568,7 +568,7 @@ describe('Hardening: faults from backends (e2e)', () => {
   }
 
   it('connection reset before the answer: 502 JSON, counted as a backend error', async () => {
-    upstream.handler = (req) => req.socket.destroy();
+    upstream.handler = (req) => void req.socket.destroy();
     const res = await request(gw.url).post('/predict').send('{}').expect(502);
     expectGatewayError(
       {

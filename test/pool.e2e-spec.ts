@@ -95,7 +95,9 @@ describe('Backend pool: health checks, ejection, failover, retries (e2e)', () =>
       'resets connections',
       (u: Upstream) =>
         (u.handler = (req, res) =>
-          req.url === '/healthz' ? json(res, 200, {}) : req.socket.destroy()),
+          req.url === '/healthz'
+            ? json(res, 200, {})
+            : void req.socket.destroy()),
     ],
     [
       'answers 503',

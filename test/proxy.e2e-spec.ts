@@ -225,7 +225,7 @@ describe('Proxy (e2e)', () => {
   });
 
   it('answers 502 when the backend resets the connection', async () => {
-    upstream.handler = (req) => req.socket.destroy();
+    upstream.handler = (req) => void req.socket.destroy();
     const res = await request(gw.url).post('/predict').send('{}').expect(502);
     expect(res.body.message).toMatch(/backend unreachable/);
   });
