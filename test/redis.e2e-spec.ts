@@ -1,57 +1,14 @@
 import request from 'supertest';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import { hasRedisServer, RedisServer } from './support/redis.js';
+import {
+  type Answer,
+  body,
+  health,
+  limitRun,
+  post,
+} from './support/shared-state.js';
 import { Upstream } from './support/upstream.js';
-
-const body = (text: string) => JSON.stringify({ request: { text } });
-
-interface Answer {
-  status: number;
-  ms: number;
-  xCache?: string;
-  text: string;
-}
-
-async function post(gw: GatewayProcess, payload: string): Promise<Answer> {
-  const started = performance.now();
-  const res = await request(gw.url)
-    .post('/predict')
-    .set('content-type', 'application/json')
-    .send(payload);
-  return {
-    status: res.status,
-    ms: performance.now() - started,
-    xCache: res.headers['x-cache'],
-    text: res.text,
-  };
-}
-
-/** `count` requests spread evenly over `ms`, alternating between the gateways. */
-function paced(gateways: GatewayProcess[], count: number, ms: number) {
-  return Promise.all(
-    Array.from(
-      { length: count },
-      (_, i) =>
-        new Promise<[number, number]>((resolve, reject) =>
-          setTimeout(
-            () => {
-              post(gateways[i % gateways.length], body('limited')).then(
-                (a) => resolve([i % gateways.length, a.status]),
-                reject,
-              );
-            },
-            (i * ms) / count,
-          ),
-        ),
-    ),
-  );
-}
-
-async function health(gw: GatewayProcess) {
-  const res = await request(gw.url).get('/health');
-  const details = res.body as { details: { redis?: { status: string } } };
-  return { status: res.status, redis: details.details.redis };
-}
 
 /** Resolves once `done()` is true, checking every 50 ms (reconnection is the gateway's own timer). */
 async function until(done: () => Promise<boolean>, ms: number) {
@@ -117,17 +74,13 @@ describe.skipIf(!hasRedisServer)(
         RATE_LIMIT_RPS: '5',
         RATE_LIMIT_BURST: '10',
       });
-      const answers = await paced([a, b], 40, 1000);
-      const passed = answers.filter(([, status]) => status === 200);
-      const perGateway = [0, 1].map(
-        (g) => passed.filter(([which]) => which === g).length,
-      );
+      const { statuses, passed, perGateway } = await limitRun([a, b]);
       console.info(
-        `shared limit: ${passed.length}/40 let through (A ${perGateway[0]}, B ${perGateway[1]}); statuses: ${answers.map(([, s]) => s).join(' ')}`,
+        `shared limit: ${passed}/40 let through (A ${perGateway[0]}, B ${perGateway[1]}); statuses: ${statuses.join(' ')}`,
       );
-      expect(answers.every(([, s]) => s === 200 || s === 429)).toBe(true);
-      expect(passed.length).toBeGreaterThanOrEqual(13);
-      expect(passed.length).toBeLessThanOrEqual(16);
+      expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+      expect(passed).toBeGreaterThanOrEqual(13);
+      expect(passed).toBeLessThanOrEqual(16);
       expect(perGateway[0]).toBeGreaterThan(0);
       expect(perGateway[1]).toBeGreaterThan(0);
     });
@@ -138,8 +91,7 @@ describe.skipIf(!hasRedisServer)(
         RATE_LIMIT_RPS: '5',
         RATE_LIMIT_BURST: '10',
       });
-      const answers = await paced([a, b], 40, 1000);
-      const passed = answers.filter(([, status]) => status === 200).length;
+      const { passed } = await limitRun([a, b]);
       console.info(`per-pod limit: ${passed}/40 let through by two gateways`);
       expect(passed).toBeGreaterThan(20);
     });
