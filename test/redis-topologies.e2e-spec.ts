@@ -164,5 +164,34 @@ describe.skipIf(!hasRedisServer)(
       );
       expect(masters.size).toBeGreaterThan(1);
     });
+
+    it('a master killed: every request still answered (each Redis call bounded by REDIS_TIMEOUT_MS), entries on the live masters still HITs', async () => {
+      const [a, b] = await pair.start({
+        CACHE_TTL_SECONDS: '60',
+        RATE_LIMIT_RPS: '1000',
+        REDIS_TIMEOUT_MS: '100',
+      });
+      const texts = Array.from({ length: 6 }, (_, i) => `killed ${i}`);
+      for (const text of texts) await post(a, body(text));
+      const cacheKeys = await cluster.keys(`${pair.prefix}cache:`);
+      const dead = await cluster.portOf(cacheKeys[0]);
+      const onLive = (
+        await Promise.all(cacheKeys.map((k) => cluster.portOf(k)))
+      ).filter((port) => port !== dead).length;
+      await cluster.kill(dead);
+
+      const answers = await Promise.all(
+        texts.map((text) => post(b, body(text))),
+      );
+      const slowest = Math.max(...answers.map((x) => x.ms));
+      const hits = answers.filter((x) => x.xCache === 'HIT').length;
+      console.info(
+        `cluster, one of 3 masters killed: ${answers.length}/6 answered 200, ${hits} HITs (${onLive} entries on live masters), slowest ${slowest.toFixed(0)} ms`,
+      );
+      expect(answers.map((x) => x.status)).toEqual(Array(6).fill(200));
+      expect(hits).toBe(onLive);
+      expect(slowest).toBeLessThan(1500);
+      expect((await health(b)).status).toBe(200);
+    });
   },
 );

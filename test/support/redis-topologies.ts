@@ -7,15 +7,16 @@ import { Redis } from 'ioredis';
 import { until } from './load.js';
 import { freePort, spawnRedis } from './redis.js';
 
+const running = (child: ChildProcess) =>
+  child.exitCode === null && child.signalCode === null;
+
 /** Ends every process with SIGKILL and removes the temp dir. */
 async function killAll(children: ChildProcess[], dir: string): Promise<void> {
   await Promise.all(
-    children
-      .filter((child) => child.exitCode === null)
-      .map((child) => {
-        child.kill('SIGKILL');
-        return once(child, 'exit');
-      }),
+    children.filter(running).map((child) => {
+      child.kill('SIGKILL');
+      return once(child, 'exit');
+    }),
   );
   rmSync(dir, { recursive: true, force: true });
 }
@@ -154,7 +155,7 @@ export class RedisSentinelGroup {
   }
 }
 
-/** Three master nodes (no replicas) forming one Redis Cluster on free 127.0.0.1 ports. */
+/** Three master nodes (no replicas, full coverage not required) forming one Redis Cluster on free 127.0.0.1 ports. */
 export class RedisClusterGroup {
   private constructor(
     private readonly children: ChildProcess[],
@@ -189,6 +190,9 @@ export class RedisClusterGroup {
             String(busPort),
             '--cluster-node-timeout',
             '2000',
+            // A dead master then stops only its own slots, not the whole cluster.
+            '--cluster-require-full-coverage',
+            'no',
           ]),
         );
       }
@@ -242,10 +246,18 @@ export class RedisClusterGroup {
     return shard![2][1];
   }
 
-  /** Keys starting with `prefix`, over every node. */
+  /** SIGKILL to the node on `port`: its slots have no master until it is back. */
+  async kill(port: number): Promise<void> {
+    const child = this.children[this.ports.indexOf(port)];
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+
+  /** Keys starting with `prefix`, over every live node. */
   async keys(prefix: string): Promise<string[]> {
+    const live = this.ports.filter((_, i) => running(this.children[i]));
     const perNode = await Promise.all(
-      this.ports.map((port) => ask(port, 'KEYS', `${prefix}*`)),
+      live.map((port) => ask(port, 'KEYS', `${prefix}*`)),
     );
     return (perNode as string[][]).flat();
   }
