@@ -711,6 +711,73 @@ check(
   },
 );
 
+check(
+  'redis: Sentinel and Cluster lists in the ConfigMap, the sentinel password from the existing Secret, egress on their ports',
+  () => {
+    const sentinel = render('gw', [
+      '--set',
+      'redis.sentinels={redis-node-0.redis-headless:26379,redis-node-1.redis-headless}',
+      '--set',
+      'redis.existingSecret=redis',
+      '--set',
+      'redis.existingSecretSentinelPasswordKey=redis-password',
+      '--set',
+      'networkPolicy.egress.enabled=true',
+    ]);
+    const env = one(
+      sentinel,
+      'ConfigMap',
+      (c) => c.data?.GATEWAY_PORT !== undefined,
+    ).data;
+    assert(
+      env.REDIS_SENTINELS ===
+        'redis-node-0.redis-headless:26379,redis-node-1.redis-headless' &&
+        env.REDIS_SENTINEL_NAME === 'mymaster' &&
+        env.REDIS_URL === '' &&
+        env.REDIS_CLUSTER_NODES === '',
+      `sentinel env ${JSON.stringify(env)}`,
+    );
+    const container = one(sentinel, 'Deployment').spec.template.spec
+      .containers[0];
+    const sentinelPassword = container.env.find(
+      (e) => e.name === 'REDIS_SENTINEL_PASSWORD',
+    );
+    assert(
+      sentinelPassword?.valueFrom?.secretKeyRef?.key === 'redis-password',
+      'REDIS_SENTINEL_PASSWORD from redis.existingSecret',
+    );
+    const ports = (objs) =>
+      one(objs, 'NetworkPolicy')
+        .spec.egress.flatMap((r) => r.ports.map((p) => p.port))
+        .filter((p) => p !== 53);
+    assert(
+      isDeepStrictEqual(ports(sentinel), [26379, 6379]),
+      `sentinel egress ports ${ports(sentinel)}`,
+    );
+    const cluster = render('gw', [
+      '--set',
+      'redis.clusterNodes={redis-cluster-0:6379,redis-cluster-1:7000}',
+      '--set',
+      'networkPolicy.egress.enabled=true',
+    ]);
+    const clusterEnv = one(
+      cluster,
+      'ConfigMap',
+      (c) => c.data?.GATEWAY_PORT !== undefined,
+    ).data;
+    assert(
+      clusterEnv.REDIS_CLUSTER_NODES ===
+        'redis-cluster-0:6379,redis-cluster-1:7000' &&
+        clusterEnv.REDIS_SENTINELS === '',
+      `cluster env ${JSON.stringify(clusterEnv)}`,
+    );
+    assert(
+      isDeepStrictEqual(ports(cluster), [6379, 7000]),
+      `cluster egress ports ${ports(cluster)}`,
+    );
+  },
+);
+
 check('helm test hook checks /health and /predict against the Service', () => {
   const pod = one(d, 'Pod');
   assert(
@@ -743,6 +810,17 @@ const rejected = [
   [['--set', 'auth.apiKeys=abc'], 'apiKeys'],
   [['--set', 'metrics.serviceMonitor.interval=often'], 'interval'],
   [['--set', 'redis.url=redis://user:secret@redis:6379'], 'redis/url'],
+  [['--set', 'redis.sentinels={redis://s0:26379}'], 'redis/sentinels'],
+  [['--set', 'redis.clusterNodes={r0:6379 r1:6379}'], 'redis/clusterNodes'],
+  [
+    [
+      '--set',
+      'redis.url=redis://r:6379',
+      '--set',
+      'redis.sentinels={s0:26379}',
+    ],
+    'set at most one',
+  ],
   [
     ['--set', 'env.RATE_LIMIT_ON_REDIS_ERROR=maybe'],
     'RATE_LIMIT_ON_REDIS_ERROR',

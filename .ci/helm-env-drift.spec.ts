@@ -17,9 +17,19 @@ const NOT_IN_CHART: Record<string, string> = {
   PORT: 'fallback for an unset GATEWAY_PORT; the chart always sets GATEWAY_PORT',
 };
 /** In the chart's Secret, not its ConfigMap. */
-const SECRET_KEYS = ['API_KEYS', 'METRICS_API_KEY', 'REDIS_PASSWORD'];
+const SECRET_KEYS = [
+  'API_KEYS',
+  'METRICS_API_KEY',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
+];
 /** In the ConfigMap, set from a chart value outside `env`. */
-const FROM_VALUES: Record<string, string> = { REDIS_URL: 'redis.url' };
+const FROM_VALUES: Record<string, string> = {
+  REDIS_URL: 'redis.url',
+  REDIS_SENTINELS: 'redis.sentinels',
+  REDIS_SENTINEL_NAME: 'redis.sentinelName',
+  REDIS_CLUSTER_NODES: 'redis.clusterNodes',
+};
 /** Rendered from the chart's `tracing` block (key there), not from `env`. */
 const FROM_TRACING: Record<string, string> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: 'endpoint',

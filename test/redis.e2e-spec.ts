@@ -1,57 +1,16 @@
 import request from 'supertest';
-import { spawnGateway, type GatewayProcess } from './support/process.js';
 import { hasRedisServer, RedisServer } from './support/redis.js';
+import {
+  type Answer,
+  body,
+  expectOneLimit,
+  gatewayPair,
+  health,
+  limitRun,
+  post,
+  SHARED_LIMIT,
+} from './support/shared-state.js';
 import { Upstream } from './support/upstream.js';
-
-const body = (text: string) => JSON.stringify({ request: { text } });
-
-interface Answer {
-  status: number;
-  ms: number;
-  xCache?: string;
-  text: string;
-}
-
-async function post(gw: GatewayProcess, payload: string): Promise<Answer> {
-  const started = performance.now();
-  const res = await request(gw.url)
-    .post('/predict')
-    .set('content-type', 'application/json')
-    .send(payload);
-  return {
-    status: res.status,
-    ms: performance.now() - started,
-    xCache: res.headers['x-cache'],
-    text: res.text,
-  };
-}
-
-/** `count` requests spread evenly over `ms`, alternating between the gateways. */
-function paced(gateways: GatewayProcess[], count: number, ms: number) {
-  return Promise.all(
-    Array.from(
-      { length: count },
-      (_, i) =>
-        new Promise<[number, number]>((resolve, reject) =>
-          setTimeout(
-            () => {
-              post(gateways[i % gateways.length], body('limited')).then(
-                (a) => resolve([i % gateways.length, a.status]),
-                reject,
-              );
-            },
-            (i * ms) / count,
-          ),
-        ),
-    ),
-  );
-}
-
-async function health(gw: GatewayProcess) {
-  const res = await request(gw.url).get('/health');
-  const details = res.body as { details: { redis?: { status: string } } };
-  return { status: res.status, redis: details.details.redis };
-}
 
 /** Resolves once `done()` is true, checking every 50 ms (reconnection is the gateway's own timer). */
 async function until(done: () => Promise<boolean>, ms: number) {
@@ -72,40 +31,17 @@ describe.skipIf(!hasRedisServer)(
   () => {
     let redis: RedisServer;
     let upstream: Upstream;
-    let gateways: GatewayProcess[] = [];
-    let run = 0;
-
-    /** Two gateway processes; each test gets its own key prefix. */
-    async function pair(
-      env: Record<string, string>,
-      envB: Record<string, string> = {},
-    ): Promise<GatewayProcess[]> {
-      const common = {
-        BACKEND_URL: upstream.url,
-        REDIS_URL: redis.url,
-        REDIS_KEY_PREFIX: `test${++run}:`,
-        // A loaded CI machine can stall a process past the 50 ms default;
-        // the bound itself has its own test below.
-        REDIS_TIMEOUT_MS: '1000',
-        RETRY_ATTEMPTS: '0',
-        ...env,
-      };
-      gateways = await Promise.all([
-        spawnGateway(common),
-        spawnGateway({ ...common, ...envB }),
-      ]);
-      return gateways;
-    }
+    const pair = gatewayPair(
+      () => upstream,
+      () => ({ REDIS_URL: redis.url }),
+    );
 
     beforeAll(async () => {
       redis = await RedisServer.start();
       upstream = await new Upstream().start();
     });
 
-    afterEach(async () => {
-      await Promise.all(gateways.map((gw) => gw.stop()));
-      gateways = [];
-    });
+    afterEach(() => pair.stop());
 
     afterAll(async () => {
       await redis?.stop();
@@ -113,39 +49,19 @@ describe.skipIf(!hasRedisServer)(
     });
 
     it('two gateways hold one limit: burst 10 + 5/s lets ~15 of 40 requests in one second through, over both', async () => {
-      const [a, b] = await pair({
-        RATE_LIMIT_RPS: '5',
-        RATE_LIMIT_BURST: '10',
-      });
-      const answers = await paced([a, b], 40, 1000);
-      const passed = answers.filter(([, status]) => status === 200);
-      const perGateway = [0, 1].map(
-        (g) => passed.filter(([which]) => which === g).length,
-      );
-      console.info(
-        `shared limit: ${passed.length}/40 let through (A ${perGateway[0]}, B ${perGateway[1]}); statuses: ${answers.map(([, s]) => s).join(' ')}`,
-      );
-      expect(answers.every(([, s]) => s === 200 || s === 429)).toBe(true);
-      expect(passed.length).toBeGreaterThanOrEqual(13);
-      expect(passed.length).toBeLessThanOrEqual(16);
-      expect(perGateway[0]).toBeGreaterThan(0);
-      expect(perGateway[1]).toBeGreaterThan(0);
+      const [a, b] = await pair.start(SHARED_LIMIT);
+      await expectOneLimit([a, b], 'one redis-server');
     });
 
     it('without REDIS_URL each gateway has its own bucket (the per-pod limit Redis fixes)', async () => {
-      const [a, b] = await pair({
-        REDIS_URL: '',
-        RATE_LIMIT_RPS: '5',
-        RATE_LIMIT_BURST: '10',
-      });
-      const answers = await paced([a, b], 40, 1000);
-      const passed = answers.filter(([, status]) => status === 200).length;
+      const [a, b] = await pair.start({ REDIS_URL: '', ...SHARED_LIMIT });
+      const { passed } = await limitRun([a, b]);
       console.info(`per-pod limit: ${passed}/40 let through by two gateways`);
       expect(passed).toBeGreaterThan(20);
     });
 
     it('a cache entry filled through one gateway is a HIT through the other; the backend saw one request', async () => {
-      const [a, b] = await pair({ CACHE_TTL_SECONDS: '60' });
+      const [a, b] = await pair.start({ CACHE_TTL_SECONDS: '60' });
       const text = `shared ${Date.now()}`;
       const before = upstream.received.length;
       const miss = await post(a, body(text));
@@ -167,7 +83,7 @@ describe.skipIf(!hasRedisServer)(
 
     it('Redis killed mid-run: every request answered (allow lets through, deny 503s, cache misses); restarted: shared again without a gateway restart', async () => {
       const limits = { RATE_LIMIT_RPS: '1000', CACHE_TTL_SECONDS: '60' };
-      const [allow, deny] = await pair(
+      const [allow, deny] = await pair.start(
         { ...limits, RATE_LIMIT_ON_REDIS_ERROR: 'allow' },
         { RATE_LIMIT_ON_REDIS_ERROR: 'deny' },
       );
@@ -228,7 +144,7 @@ describe.skipIf(!hasRedisServer)(
     });
 
     it('a hung Redis adds at most about REDIS_TIMEOUT_MS to a request', async () => {
-      const [a] = await pair({
+      const [a] = await pair.start({
         RATE_LIMIT_RPS: '1000',
         CACHE_TTL_SECONDS: '60',
         REDIS_TIMEOUT_MS: '50',

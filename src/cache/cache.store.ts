@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis.service.js';
 import { LRUCache } from 'lru-cache';
 
 /** A backend answer as it is kept: served byte for byte on a hit. */
@@ -56,7 +56,7 @@ export class MemoryCacheStore implements CacheStore {
  */
 export class RedisCacheStore implements CacheStore {
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     private readonly keyPrefix: string,
     private readonly ttlMs: number,
   ) {}

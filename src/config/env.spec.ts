@@ -142,7 +142,7 @@ describe('redis and cache configuration', () => {
 
   it('is off by default: no Redis, no cache, rate limits fail open', () => {
     expect(read({}, () => redisConfig())).toEqual({
-      url: undefined,
+      topology: undefined,
       password: undefined,
       keyPrefix: 'api-gateway:',
       timeoutMs: 50,
@@ -159,7 +159,10 @@ describe('redis and cache configuration', () => {
 
   it('takes redis:// and rediss:// URLs and never prints a password in its error', () => {
     for (const url of ['redis://r:6379', 'rediss://u:p@r:6380/2', 'redis://r'])
-      expect(read({ REDIS_URL: url }, () => redisConfig()).url).toBe(url);
+      expect(read({ REDIS_URL: url }, () => redisConfig()).topology).toEqual({
+        kind: 'single',
+        url,
+      });
     expect(() =>
       read({ REDIS_URL: 'http://user:hunter2@r:6379' }, () => redisConfig()),
     ).toThrow(
@@ -168,6 +171,84 @@ describe('redis and cache configuration', () => {
     expect(() =>
       read({ REDIS_URL: 'redis://r:6379/x' }, () => redisConfig()),
     ).toThrow(ConfigValidationError);
+  });
+
+  it('takes Sentinel as a host[:port] list, the master group name (default mymaster) and its own password', () => {
+    expect(
+      read(
+        { REDIS_SENTINELS: ' s1:26380, s2 ,[::1]:5000', REDIS_PASSWORD: 'p' },
+        () => redisConfig(),
+      ),
+    ).toMatchObject({
+      topology: {
+        kind: 'sentinel',
+        sentinels: [
+          { host: 's1', port: 26380 },
+          { host: 's2', port: 26379 },
+          { host: '::1', port: 5000 },
+        ],
+        name: 'mymaster',
+        sentinelPassword: undefined,
+      },
+      password: 'p',
+    });
+    expect(
+      read(
+        {
+          REDIS_SENTINELS: 's1',
+          REDIS_SENTINEL_NAME: 'cache',
+          REDIS_SENTINEL_PASSWORD: 'sp',
+        },
+        () => redisConfig(),
+      ).topology,
+    ).toMatchObject({ name: 'cache', sentinelPassword: 'sp' });
+    expect(() =>
+      read({ REDIS_SENTINELS: 's1:26379,s2:99999' }, () => redisConfig()),
+    ).toThrow(
+      'Invalid configuration: REDIS_SENTINELS="s1:26379,s2:99999"; allowed: comma-separated host[:port] list (port default 26379), e.g. redis-sentinel:26379',
+    );
+    expect(() =>
+      read({ REDIS_SENTINELS: 's1', REDIS_SENTINEL_NAME: 'my master' }, () =>
+        redisConfig(),
+      ),
+    ).toThrow(
+      'Invalid configuration: REDIS_SENTINEL_NAME="my master"; allowed: a master group name (no spaces or commas)',
+    );
+  });
+
+  it('takes Cluster seed nodes as a host[:port] list', () => {
+    expect(
+      read({ REDIS_CLUSTER_NODES: 'r0:7000,r1' }, () => redisConfig()).topology,
+    ).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'r0', port: 7000 },
+        { host: 'r1', port: 6379 },
+      ],
+    });
+    expect(() =>
+      read({ REDIS_CLUSTER_NODES: 'redis://r0:7000' }, () => redisConfig()),
+    ).toThrow(
+      'Invalid configuration: REDIS_CLUSTER_NODES="redis://r0:7000"; allowed: comma-separated host[:port] list (port default 6379), e.g. redis-0:6379,redis-1:6379',
+    );
+  });
+
+  it('refuses two ways to Redis at once, without printing a password', () => {
+    expect(() =>
+      read(
+        { REDIS_URL: 'redis://:hunter2@r:6379', REDIS_SENTINELS: 's1:26379' },
+        () => redisConfig(),
+      ),
+    ).toThrow(
+      'Invalid configuration: REDIS_URL="redis://:***@r:6379" and REDIS_SENTINELS="s1:26379"; allowed: at most one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (a single Redis, Sentinel or Cluster)',
+    );
+    expect(() =>
+      read({ REDIS_SENTINELS: 's1', REDIS_CLUSTER_NODES: 'r0' }, () =>
+        redisConfig(),
+      ),
+    ).toThrow(
+      'Invalid configuration: REDIS_SENTINELS="s1" and REDIS_CLUSTER_NODES="r0"; allowed: at most one of',
+    );
   });
 
   it('names a bad cache setting in one line', () => {

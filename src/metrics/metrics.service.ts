@@ -96,7 +96,7 @@ export class MetricsService {
   });
   readonly redisUp = gauge({
     name: 'gateway_redis_up',
-    help: '1 while the shared Redis connection is ready, 0 when it is down or REDIS_URL is unset',
+    help: '1 while the shared Redis connection is ready, 0 when it is down or no Redis is configured',
   });
   readonly redisErrors = counter({
     name: 'gateway_redis_errors_total',

@@ -4,10 +4,9 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import type { Redis } from 'ioredis';
 import { securityConfig } from '../config/security.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { RedisService } from '../redis/redis.service.js';
+import { type RedisClient, RedisService } from '../redis/redis.service.js';
 import type { LimitResult } from './rate-limit.types.js';
 import { defineGcra, takeGcra } from './redis-gcra.js';
 import { TokenBuckets } from './token-bucket.js';
@@ -21,7 +20,7 @@ const LET_THROUGH: LimitResult = {
 
 /**
  * RATE_LIMIT_RPS / RATE_LIMIT_BURST per client key: in memory per pod, or,
- * with REDIS_URL, one bucket shared by every replica (one EVALSHA per
+ * with Redis configured, one bucket shared by every replica (one EVALSHA per
  * request). When Redis cannot answer within REDIS_TIMEOUT_MS the request is
  * let through (RATE_LIMIT_ON_REDIS_ERROR=allow, counted) or refused with 503.
  */
@@ -32,7 +31,7 @@ export class RateLimiterService {
   readonly limit: number;
   private readonly rps: number;
   private readonly memory: TokenBuckets;
-  private readonly redis: Redis | null;
+  private readonly redis: RedisClient | null;
   private readonly keyPrefix: string;
   private readonly denyOnError: boolean;
 

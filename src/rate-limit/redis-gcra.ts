@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from '../redis/redis.service.js';
 import type { LimitResult } from './rate-limit.types.js';
 
 /**
@@ -35,12 +36,12 @@ declare module 'ioredis' {
 }
 
 /** Registers the script on the client: ioredis sends EVALSHA, and EVAL once after a NOSCRIPT (a restarted Redis). */
-export function defineGcra(client: Redis): void {
+export function defineGcra(client: RedisClient): void {
   client.defineCommand('gatewayGcra', { numberOfKeys: 1, lua: GCRA });
 }
 
 export async function takeGcra(
-  client: Redis,
+  client: RedisClient,
   key: string,
   rps: number,
   burst: number,

@@ -1,2 +1,2 @@
-/** Injection token of the shared ioredis client (`Redis | null`, null without REDIS_URL). */
+/** Injection token of the shared ioredis client (`RedisClient | null`, null when no Redis is configured). */
 export const REDIS_CLIENT = Symbol('REDIS_CLIENT');

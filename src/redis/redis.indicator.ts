@@ -15,7 +15,7 @@ export class RedisHealthIndicator {
     private readonly indicators: HealthIndicatorService,
   ) {}
 
-  /** False when REDIS_URL is unset. */
+  /** False when no Redis is configured (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES). */
   get configured(): boolean {
     return this.redis.client !== null;
   }

@@ -4,7 +4,7 @@ import { RedisHealthIndicator } from './redis.indicator.js';
 import { REDIS_CLIENT } from './redis.constants.js';
 import { RedisService } from './redis.service.js';
 
-/** The pod's shared Redis connection (or null without REDIS_URL) for every feature. */
+/** The pod's shared Redis connection (or null without Redis configured) for every feature. */
 @Global()
 @Module({
   imports: [TerminusModule],

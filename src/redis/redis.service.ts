@@ -6,8 +6,8 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { Redis } from 'ioredis';
-import { redisConfig } from '../config/redis.config.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type HostPort, redisConfig } from '../config/redis.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
 /** Longest wait at boot for the first connection; past it the pod starts degraded. */
@@ -16,9 +16,17 @@ const BOOT_WAIT_MS = 1000;
 const retryDelay = (times: number) =>
   Math.round(Math.min(100 * 2 ** times, 2000) * (1 + Math.random() * 0.2));
 
+/** A single Redis (REDIS_URL), a master found through Sentinel (REDIS_SENTINELS), or a Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster;
+
+const list = (nodes: HostPort[]) =>
+  nodes.map(({ host, port }) => `${host}:${port}`).join(',');
+
 /**
- * The pod's one Redis connection, shared by every feature (REDIS_URL unset:
- * `client` is null and features keep their state in memory). Calls fail fast
+ * The pod's one Redis connection, shared by every feature (no Redis
+ * configured: `client` is null and features keep their state in memory).
+ * Every feature uses only single-key commands and the one-key GCRA script,
+ * so all of them work on a Cluster unchanged. Calls fail fast
  * instead of queueing: no offline queue, no retry of a command, each bounded
  * by REDIS_TIMEOUT_MS; the connection itself reconnects with backoff.
  */
@@ -26,7 +34,7 @@ const retryDelay = (times: number) =>
 export class RedisService
   implements OnApplicationBootstrap, OnApplicationShutdown
 {
-  readonly client: Redis | null;
+  readonly client: RedisClient | null;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
   private readonly logger = new Logger(RedisService.name);
@@ -41,15 +49,23 @@ export class RedisService
     this.keyPrefix = config.keyPrefix;
     this.timeoutMs = config.timeoutMs;
     this.metrics.redisUp.set(0);
-    this.client = config.url === undefined ? null : this.connect(config);
+    this.client = config.topology ? this.connect(config) : null;
   }
 
   /** Where the connection points, without credentials. */
   get target(): string | undefined {
-    const options = this.client?.options;
-    return options
-      ? `${options.host}:${options.port}/${options.db}`
-      : undefined;
+    const client = this.client;
+    if (!client) return undefined;
+    if (client instanceof Cluster) {
+      const nodes = client.nodes('master').map((node) => node.options);
+      return `cluster ${nodes.length ? list(nodes as HostPort[]) : '(no node yet)'}`;
+    }
+    const { sentinels, name, host, port, db } = client.options;
+    if (!sentinels) return `${host}:${port}/${db}`;
+    const master = client.stream?.remoteAddress
+      ? `${client.stream.remoteAddress}:${client.stream.remotePort}`
+      : '(none yet)';
+    return `sentinel ${name} master ${master}/${db}`;
   }
 
   get ready(): boolean {
@@ -93,18 +109,46 @@ export class RedisService
     this.client?.disconnect();
   }
 
-  private connect(config: ConfigType<typeof redisConfig>): Redis {
-    const client = new Redis(config.url!, {
+  private connect(config: ConfigType<typeof redisConfig>): RedisClient {
+    const topology = config.topology!;
+    const node = {
       ...(config.password === undefined ? {} : { password: config.password }),
       commandTimeout: config.timeoutMs,
       // A reply that never comes (a hung server, a dropped route) ends the socket.
       socketTimeout: Math.max(2000, config.timeoutMs * 10),
       connectTimeout: 2000,
-      enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: retryDelay,
       connectionName: 'api-gateway',
-    });
+    } satisfies RedisOptions;
+    const single = {
+      ...node,
+      enableOfflineQueue: false,
+      retryStrategy: retryDelay,
+    } satisfies RedisOptions;
+    let client: RedisClient;
+    if (topology.kind === 'single') {
+      client = new Redis(topology.url, single);
+    } else if (topology.kind === 'sentinel') {
+      client = new Redis({
+        ...single,
+        sentinels: topology.sentinels,
+        name: topology.name,
+        sentinelPassword: topology.sentinelPassword,
+        sentinelRetryStrategy: retryDelay,
+        sentinelCommandTimeout: 2000,
+        // Subscribes to the sentinels' +switch-master: a failover moves the connection at once.
+        failoverDetector: true,
+      });
+    } else {
+      client = new Cluster(topology.nodes, {
+        redisOptions: node,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryDelay,
+      });
+      client.on('node error', (err: Error) => {
+        this.lastError = err.message;
+      });
+    }
     client.on('ready', () => {
       this.connected = true;
       this.lastError = '';

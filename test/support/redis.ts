@@ -29,32 +29,7 @@ export class RedisServer {
 
   /** (Re)starts the server on the same port; resolves once it accepts connections. */
   async restart(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    this.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        if (output.length > 100_000) return;
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
-      });
-      child.once('exit', (code) =>
-        reject(new Error(`redis-server exited (${code}): ${output}`)),
-      );
-    });
+    this.child = await spawnRedis(this.port);
   }
 
   /** SIGKILL: the server vanishes as in a crash. */
@@ -80,7 +55,45 @@ export class RedisServer {
   }
 }
 
-async function freePort(): Promise<number> {
+/**
+ * Starts `redis-server` on 127.0.0.1:`port` without persistence, with `extra`
+ * arguments; resolves once its log says `readyText`.
+ */
+export async function spawnRedis(
+  port: number,
+  extra: string[] = [],
+  readyText = 'Ready to accept connections',
+): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    [
+      ...extra,
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (output.length > 100_000) return;
+      output += chunk.toString();
+      if (output.includes(readyText)) resolve();
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`redis-server exited (${code}): ${output}`)),
+    );
+  });
+  return child;
+}
+
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

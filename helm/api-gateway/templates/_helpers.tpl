@@ -82,7 +82,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL from redis.url. */}}
+{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME and REDIS_CLUSTER_NODES from redis. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
@@ -98,7 +98,14 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if and $env.BACKEND_URL $env.BACKEND_URLS (ne $env.BACKEND_URL "http://sentiment-api-service:80") }}
 {{- fail "env.BACKEND_URL and env.BACKEND_URLS are both set: set one of them" }}
 {{- end }}
-{{- $_ := set $env "REDIS_URL" .Values.redis.url }}
+{{- $redis := .Values.redis }}
+{{- if gt (len (compact (list $redis.url (join "," $redis.sentinels) (join "," $redis.clusterNodes)))) 1 }}
+{{- fail "redis.url, redis.sentinels and redis.clusterNodes: set at most one of them (a single Redis, Sentinel or Cluster)" }}
+{{- end }}
+{{- $_ := set $env "REDIS_URL" $redis.url }}
+{{- $_ := set $env "REDIS_SENTINELS" (join "," $redis.sentinels) }}
+{{- $_ := set $env "REDIS_SENTINEL_NAME" $redis.sentinelName }}
+{{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," $redis.clusterNodes) }}
 {{- if .Values.routes.models }}
 {{- $_ := set $env "ROUTES_FILE" (printf "%s/routes.yaml" (include "api-gateway.routesDir" .)) }}
 {{- end }}
@@ -118,11 +125,23 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- end }}
 {{- end }}
 
-{{/* The Redis port of redis.url (6379 when it names none), for the egress NetworkPolicy. */}}
-{{- define "api-gateway.redisPort" -}}
-{{- $host := (urlParse .Values.redis.url).host }}
-{{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
-{{- default "6379" $port }}
+{{/* The Redis ports the gateway connects to, one per line, for the egress NetworkPolicy: redis.url's (6379 when it names none); the sentinels' and 6379 (the masters' port, as Bitnami's chart has it); the cluster seeds' (discovered nodes are expected on the same ports). */}}
+{{- define "api-gateway.redisPorts" -}}
+{{- $ports := list }}
+{{- with .Values.redis.url }}
+{{- $port := regexFind ":[0-9]+$" (urlParse .).host | trimPrefix ":" }}
+{{- $ports = append $ports (default "6379" $port) }}
+{{- end }}
+{{- range .Values.redis.sentinels }}
+{{- $ports = append $ports (default "26379" (regexFind ":[0-9]+$" . | trimPrefix ":")) }}
+{{- end }}
+{{- if .Values.redis.sentinels }}
+{{- $ports = append $ports "6379" }}
+{{- end }}
+{{- range .Values.redis.clusterNodes }}
+{{- $ports = append $ports (default "6379" (regexFind ":[0-9]+$" . | trimPrefix ":")) }}
+{{- end }}
+{{- join "\n" (uniq $ports) }}
 {{- end }}
 
 {{/* Where the routes ConfigMap is mounted: a directory, so its updates reach the pod (a subPath mount never sees them). */}}
