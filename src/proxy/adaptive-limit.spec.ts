@@ -67,8 +67,8 @@ describe('AdaptiveLimit (Envoy gradient controller)', () => {
       feed(limit, clock, 10, 20); // one 100 ms window at full use
       seen.push(limit.limit);
     }
-    // 1 -> 1.25 + sqrt(1.25) = 2.37 -> 2.96 + 1.72 = 4.68 -> 5.85 + 2.42 = 8.27 -> ...
-    expect(seen.slice(0, 4)).toEqual([1, 2, 4, 8]);
+    // gradient 1.1: 1 -> 1.1 + sqrt(1.1) = 2.15 -> 2.36 + 1.54 = 3.90 -> 4.29 + 2.07 = 6.36 -> ...
+    expect(seen.slice(0, 4)).toEqual([1, 2, 3, 6]);
     for (let i = 1; i < seen.length; i++)
       expect(seen[i]).toBeLessThanOrEqual(
         Math.floor((seen[i - 1] + 1) * 2 + Math.sqrt((seen[i - 1] + 1) * 2)),
@@ -80,7 +80,7 @@ describe('AdaptiveLimit (Envoy gradient controller)', () => {
     const clock = fakeClock();
     const limit = make(clock, { ...options, minLimit: 2 });
     feed(limit, clock, 5, 20);
-    for (let w = 0; w < 10; w++) feed(limit, clock, 10, 20);
+    for (let w = 0; w < 20; w++) feed(limit, clock, 10, 20);
     const before = limit.limit;
     expect(before).toBe(100);
     feed(limit, clock, 10, 400); // 20x the no-load latency

@@ -10,14 +10,24 @@ export interface AdaptiveLimitOptions {
   minRttSamples?: number;
 }
 
-const BUFFER = 0.25;
+/**
+ * Latency above minRTT still read as "no queueing" (Envoy's
+ * min_rtt_calc_params.buffer, 25 % by default). 10 %: the gateway queues in
+ * front of the backend, so the backend needs no queue of its own; at 25 %,
+ * with the burst headroom, a 4-slot server settled at 7-10.
+ */
+const BUFFER = 0.1;
 const MIN_GRADIENT = 0.5;
 const MAX_GRADIENT = 2;
 const JITTER = 0.15;
 /** Windows in a row at the minimum limit that make the no-load latency suspect. */
 const STUCK_AT_MINIMUM = 5;
-/** Fewest answers a window needs: one or two slow answers are not a trend. */
-const MIN_WINDOW_SAMPLES = 5;
+/**
+ * Fewest answers a window needs (Netflix's WindowedLimit windowSize, 10): the
+ * median of 5 answers of a slow backend flips between its two latencies
+ * (served at once, or after a turn in its own queue).
+ */
+const MIN_WINDOW_SAMPLES = 10;
 /** Percentile of the minRTT samples taken as the no-load latency. */
 const MIN_RTT_PERCENTILE = 0.1;
 
@@ -31,10 +41,11 @@ const MIN_RTT_PERCENTILE = 0.1;
  *   (jittered), the limit drops to `minLimit` until `minRttSamples` requests
  *   started in that phase have finished; their 10th percentile is minRTT
  *   (Envoy takes the median; a low percentile keeps answers delayed by the
- *   gateway's own CPU from inflating the baseline).
- * - every `sampleWindowMs` with at least 5 answers (Netflix's WindowedLimit
- *   also sets a minimum), the window's median latency (sampleRTT) gives
- *   gradient = clamp(minRTT * 1.25 / sampleRTT, 0.5, 2) and
+ *   gateway's own CPU from inflating the baseline). Timeouts do not count:
+ *   they only bound a latency from below.
+ * - every `sampleWindowMs` with at least 10 answers (the minimum of Netflix's
+ *   WindowedLimit), the window's median latency (sampleRTT) gives
+ *   gradient = clamp(minRTT * 1.1 / sampleRTT, 0.5, 2) and
  *   limit = limit * gradient + sqrt(limit * gradient) (burst headroom),
  *   clamped to [minLimit, maxLimit]. Latency near minRTT raises the limit,
  *   queueing inside the backend cuts it.
@@ -90,13 +101,19 @@ export class AdaptiveLimit {
 
   /**
    * A request that started at `startedAt` (same clock) got its answer after
-   * `rttMs`; `inflight` requests, this one included, were in flight.
+   * `rttMs` (`timedOut`: was given up after `rttMs`); `inflight` requests,
+   * this one included, were in flight.
    */
-  sample(startedAt: number, rttMs: number, inflight: number): void {
+  sample(
+    startedAt: number,
+    rttMs: number,
+    inflight: number,
+    timedOut = false,
+  ): void {
     const now = this.now();
     if (this.measuringSince !== null) {
       // Requests sent before the phase began ran at a higher limit.
-      if (startedAt < this.measuringSince) return;
+      if (startedAt < this.measuringSince || timedOut) return;
       this.samples.push(rttMs);
       if (this.samples.length >= this.minRttSamples) this.endMinRtt(now);
       return;

@@ -24,8 +24,10 @@ interface Slot {
   fixed: number;
   adaptive: AdaptiveLimit | undefined;
   active: number;
-  /** Moving average of successful answers' latency, ms (0: none yet). */
+  /** Smoothed latency of answers and timeouts, ms (RFC 6298's SRTT; 0: none yet). */
   latencyMs: number;
+  /** Its smoothed mean deviation, ms (RFC 6298's RTTVAR). */
+  deviationMs: number;
   readonly limitGauge: Gauge.Internal<'backend'>;
 }
 
@@ -56,7 +58,11 @@ interface Waiter {
   onAbort: () => void;
 }
 
-const LATENCY_WEIGHT = 0.2;
+// RFC 6298's retransmission timeout estimator: SRTT and RTTVAR gains, and
+// SRTT + 4 x RTTVAR as the latency an answer can take.
+const LATENCY_GAIN = 1 / 8;
+const DEVIATION_GAIN = 1 / 4;
+const DEVIATIONS = 4;
 
 /**
  * Admission control in front of the backends (BACKEND_MAX_CONCURRENCY): each
@@ -97,6 +103,7 @@ export class Admission {
         adaptive,
         active: 0,
         latencyMs: 0,
+        deviationMs: 0,
         limitGauge: metrics.backendConcurrencyLimit.labels(backend.url),
       };
       slot.limitGauge.set(limitOf(slot));
@@ -133,23 +140,23 @@ export class Admission {
   }
 
   /**
-   * Gives a slot back. `latencyMs` (an answer, or a timeout) feeds the
-   * backend's latency and its adaptive limit; undefined (a fast failure, or
-   * a slot unused) does not.
+   * Gives a slot back. `latencyMs` (an answer, or a timeout: `timedOut`)
+   * feeds the backend's latency and its adaptive limit; undefined (a fast
+   * failure, or a slot unused) does not.
    */
-  release(backend: Backend, latencyMs?: number): void {
+  release(backend: Backend, latencyMs?: number, timedOut = false): void {
     const slot = this.slot(backend);
     if (latencyMs !== undefined) {
-      slot.latencyMs =
-        slot.latencyMs === 0
-          ? latencyMs
-          : slot.latencyMs + (latencyMs - slot.latencyMs) * LATENCY_WEIGHT;
+      // A timeout says the answer takes longer than `latencyMs`: news only
+      // when that is above the latency known.
+      if (!timedOut || latencyMs > slot.latencyMs) track(slot, latencyMs);
       if (slot.adaptive) {
         const before = slot.adaptive.limit;
         slot.adaptive.sample(
           performance.now() - latencyMs,
           latencyMs,
           slot.active,
+          timedOut,
         );
         if (slot.adaptive.limit !== before)
           slot.limitGauge.set(slot.adaptive.limit);
@@ -172,11 +179,11 @@ export class Admission {
       );
     }
     const now = performance.now();
-    // Recent latency of the fastest candidate: what an answer takes at best.
+    // What an answer of the fastest candidate may take, once it has a slot.
     // At least 1 ms so the deadline shed below fires before the overall timeout.
     const latency = Math.max(1, this.fastest(candidates));
     const timeLeft = deadline - now - latency;
-    if (timeLeft <= 0 || this.expectedWait(candidates) > timeLeft) {
+    if (timeLeft <= 0 || this.longestWait(candidates) > timeLeft) {
       return Promise.reject(
         this.shed(
           'deadline',
@@ -255,24 +262,31 @@ export class Admission {
   }
 
   /**
-   * Little's law: the candidates serve sum(limit / latency) requests per ms,
-   * so the next in line waits about (queued + 1) / that. 0 while no latency
-   * is known.
+   * How long the next in line may wait for a slot: every request in flight
+   * has its answer within about one latency (SRTT + 4 x RTTVAR), so the
+   * candidates' limits free up once per latency and the k-th in line gets a
+   * slot within ceil(k / sum of limits) latencies. Little's law (k x latency /
+   * limit) is only the average: a server whose workers finish together, or
+   * answers that come in two latencies (at once, or after a turn in the
+   * server's own queue), leave a request queued past it, and its refusal
+   * would then come from the timer, late. 0 while no latency is known.
    */
-  private expectedWait(candidates: Backend[]): number {
-    let perMs = 0;
+  private longestWait(candidates: Backend[]): number {
+    let limits = 0;
+    let latency = 0;
     for (const backend of candidates) {
       const slot = this.slot(backend);
       if (slot.latencyMs === 0) return 0;
-      perMs += limitOf(slot) / slot.latencyMs;
+      limits += limitOf(slot);
+      latency = Math.max(latency, slowest(slot));
     }
-    return (this.queue.length + 1) / perMs;
+    return Math.ceil((this.queue.length + 1) / limits) * latency;
   }
 
   private fastest(candidates: Backend[]): number {
     let best = Infinity;
     for (const backend of candidates)
-      best = Math.min(best, this.slot(backend).latencyMs);
+      best = Math.min(best, slowest(this.slot(backend)));
     return best;
   }
 
@@ -305,4 +319,21 @@ export class Admission {
 
 function limitOf(slot: Slot): number {
   return slot.adaptive ? slot.adaptive.limit : slot.fixed;
+}
+
+/** RFC 6298's estimator: the first sample sets SRTT and RTTVAR = SRTT / 2. */
+function track(slot: Slot, latencyMs: number): void {
+  if (slot.latencyMs === 0) {
+    slot.latencyMs = latencyMs;
+    slot.deviationMs = latencyMs / 2;
+    return;
+  }
+  const error = latencyMs - slot.latencyMs;
+  slot.deviationMs += (Math.abs(error) - slot.deviationMs) * DEVIATION_GAIN;
+  slot.latencyMs += error * LATENCY_GAIN;
+}
+
+/** The latency an answer of this backend can take (SRTT + 4 x RTTVAR: the RTO). */
+function slowest(slot: Slot): number {
+  return slot.latencyMs + DEVIATIONS * slot.deviationMs;
 }

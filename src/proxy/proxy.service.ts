@@ -426,10 +426,12 @@ export class ProxyService {
       const seconds = (performance.now() - started) / 1000;
       const ok = !failed && typeof status === 'number' && status < 500;
       exchange.pool.finished(backend, ok ? 'success' : 'failure');
-      // A timeout is latency too (the slowest kind): only fast failures are not.
+      // A timeout is latency too (a lower bound of it): only fast failures are not.
+      const timedOut = !ok && !!failed?.reason.endsWith('timeout');
       exchange.pool.admission?.release(
         backend,
-        ok || failed?.reason.endsWith('timeout') ? seconds * 1000 : undefined,
+        ok || timedOut ? seconds * 1000 : undefined,
+        timedOut,
       );
       this.backendSeries(exchange.endpoint, status, backend.url).record(
         seconds,
