@@ -31,6 +31,9 @@ function expectGatewayError(answer: RawAnswer, status: number) {
   expect(body.request_id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
 }
 
+/** A server-side socket with Node's HTTP parser (slots by number, not typed by @types/node). */
+type ParsedSocket = Socket & { parser?: Record<string, unknown> };
+
 /** Splits what a server wrote on one connection into its answers (Content-Length framed). */
 function splitAnswers(text: string, closed: boolean): RawAnswer[] {
   const answers: RawAnswer[] = [];
@@ -357,6 +360,42 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       const [sent] = receivedAs(id);
       expect(sent.body.equals(data)).toBe(true);
     }
+  });
+
+  it("rows 8-9: on a keep-alive connection, Node's own parser callback is back once the first request line and each chunked body are read", async () => {
+    const server = gw.app.getHttpServer();
+    const accepted = once(server, 'connection') as Promise<[ParsedSocket]>;
+    const socket = await openSocket(gw.url);
+    socket.on('error', () => undefined);
+    const [serverSide] = await accepted;
+    const parser = serverSide.parser!;
+    // The function Node's C++ parser calls after each read: Node's own, or the early-reject hook.
+    const executeSlot = () =>
+      Object.keys(parser)
+        .filter((key) => /^\d+$/.test(key))
+        .map((key) => parser[key])
+        .find(
+          (value): value is (...args: unknown[]) => unknown =>
+            typeof value === 'function' &&
+            /onParserExecute|hook/.test(value.name),
+        );
+    expect(executeSlot()?.name).toBe('hook');
+    const answered = () => firstBytes(socket);
+    let answer = answered();
+    socket.write('GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(executeSlot()?.name).toBe('bound onParserExecute');
+    answer = answered();
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n',
+    );
+    expect(await answer).toMatch(/^HTTP\/1\.1 100 /);
+    expect(executeSlot()?.name).toBe('hook');
+    answer = answered();
+    socket.write('2\r\n{}\r\n0\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(executeSlot()?.name).toBe('bound onParserExecute');
+    socket.destroy();
   });
 
   it('row 10: Expect with an unknown expectation gets the JSON 417 with the request id', async () => {
