@@ -9,6 +9,7 @@ import {
 } from './support/gateway.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import {
+  openCollecting,
   openSocket,
   parseAnswer,
   rawExchange,
@@ -242,15 +243,11 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       'gateway_http_requests_total{method="OTHER",endpoint="unmatched",status="400"}';
     const before = sample(await metricsText(gw), series);
     // Sent in pieces: the line is judged once it is whole.
-    const socket = await openSocket(gw.url);
-    socket.on('error', () => undefined);
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    const closed = once(socket, 'close');
+    const { socket, text, closed } = await openCollecting(gw.url);
     await writeInPieces(socket, Buffer.from('\r\nGET /he'), 3);
     socket.write('alth\r\n');
     await closed;
-    const answer = parseAnswer(text, true);
+    const answer = parseAnswer(text(), true);
     expectGatewayError(answer, 400);
     expect(JSON.parse(answer.body)).toMatchObject({
       message: 'HTTP/0.9 is not supported',
@@ -261,10 +258,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it('row 9: a request line split across reads, and later requests on the connection, are served as usual', async () => {
-    const socket = await openSocket(gw.url);
-    socket.on('error', () => undefined);
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    const { socket, text, closed } = await openCollecting(gw.url);
     const get = Buffer.from('GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n');
     await writeInPieces(socket, get, 1);
     await writeInPieces(
@@ -274,29 +268,26 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       ),
       4,
     );
-    await once(socket, 'close');
-    expect(splitAnswers(text, true).map((a) => a.status)).toEqual([200, 200]);
+    await closed;
+    expect(splitAnswers(text(), true).map((a) => a.status)).toEqual([200, 200]);
   });
 
   it('row 8: a chunk size over MAX_BODY_BYTES gets the JSON 413 with the request id as soon as its line is read, then close; nothing forwarded', async () => {
     const series =
       'gateway_http_requests_total{method="POST",endpoint="/predict",status="413"}';
     const before = sample(await metricsText(gw), series);
-    const socket = await openSocket(gw.url);
-    socket.on('error', () => undefined);
+    const { socket, text, closed } = await openCollecting(gw.url);
     const continued = firstBytes(socket);
     socket.write(
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-big-1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n',
     );
     // The gateway has the headers (its 100 says so): the size line comes in
     // later reads, in pieces.
-    expect(await continued).toBe('HTTP/1.1 100 Continue\r\n\r\n');
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    const closed = once(socket, 'close');
+    const hundred = await continued;
+    expect(hundred).toBe('HTTP/1.1 100 Continue\r\n\r\n');
     await writeInPieces(socket, Buffer.from('7FFFFFFF\r\n'), 3);
     await closed;
-    const answer = parseAnswer(text, true);
+    const answer = parseAnswer(text().slice(hundred.length), true);
     expectGatewayError(answer, 413);
     expect(answer.headers['x-request-id']).toBe('chunk-big-1');
     expect(answer.headers.connection).toBe('close');
@@ -305,11 +296,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it('row 8: the size line in the same read as the headers, on a keep-alive connection after a served request, gets the 413 too', async () => {
-    const socket = await openSocket(gw.url);
-    socket.on('error', () => undefined);
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    const closed = once(socket, 'close');
+    const { socket, text, closed } = await openCollecting(gw.url);
     const first = firstBytes(socket);
     socket.write(
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-ok-0\r\nContent-Length: 2\r\n\r\n{}',
@@ -319,7 +306,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-big-2\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n7FFFFFFF\r\n',
     );
     await closed;
-    const answers = splitAnswers(text, true);
+    const answers = splitAnswers(text(), true);
     expect(answers.map((a) => a.status)).toEqual([200, 413]);
     expectGatewayError(answers[1], 413);
     expect(answers[1].headers['x-request-id']).toBe('chunk-big-2');
@@ -337,11 +324,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     const chunked = (id: string, close = '') =>
       `POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: ${id}\r\nTransfer-Encoding: chunked\r\n${close}\r\n` +
       body;
-    const socket = await openSocket(gw.url);
-    socket.setNoDelay(true);
-    socket.on('error', () => undefined);
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    const { socket, text, closed } = await openCollecting(gw.url);
     const message = Buffer.from(chunked('chunk-tiny-1'), 'latin1');
     // Headers in one read, then the body in pieces of 1..7 bytes.
     const bodyAt = message.length - body.length;
@@ -352,8 +335,8 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       chunked('chunk-pipe-1') +
         chunked('chunk-pipe-2', 'Connection: close\r\n'),
     );
-    await once(socket, 'close');
-    expect(splitAnswers(text, true).map((a) => a.status)).toEqual([
+    await closed;
+    expect(splitAnswers(text(), true).map((a) => a.status)).toEqual([
       200, 200, 200,
     ]);
     for (const id of ['chunk-tiny-1', 'chunk-pipe-1', 'chunk-pipe-2']) {
