@@ -9,6 +9,7 @@ import {
 } from './support/gateway.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import {
+  openCollecting,
   openSocket,
   parseAnswer,
   rawExchange,
@@ -31,6 +32,9 @@ function expectGatewayError(answer: RawAnswer, status: number) {
   expect(body.request_id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
 }
 
+/** A server-side socket with Node's HTTP parser (slots by number, not typed by @types/node). */
+type ParsedSocket = Socket & { parser?: Record<string, unknown> };
+
 /** Splits what a server wrote on one connection into its answers (Content-Length framed). */
 function splitAnswers(text: string, closed: boolean): RawAnswer[] {
   const answers: RawAnswer[] = [];
@@ -45,6 +49,28 @@ function splitAnswers(text: string, closed: boolean): RawAnswer[] {
     rest = rest.slice(total);
   }
   return answers;
+}
+
+/**
+ * Writes `bytes` in pieces of 1..`most` bytes, each flushed and followed by a
+ * turn of the event loop (so an in-process server reads it on its own);
+ * stops early if the server closes the connection.
+ */
+async function writeInPieces(
+  socket: Socket,
+  bytes: Buffer,
+  most: number,
+): Promise<void> {
+  for (let at = 0; at < bytes.length && !socket.destroyed;) {
+    const size = 1 + Math.floor(Math.random() * most);
+    const piece = bytes.subarray(at, at + size);
+    const written = await new Promise<boolean>((resolve) =>
+      socket.write(piece, (err) => resolve(!err)),
+    );
+    if (!written) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    at += piece.length;
+  }
 }
 
 /** Resolves when the first bytes of an answer arrive (or the connection closes). */
@@ -210,6 +236,149 @@ describe('HTTP edges (e2e, raw sockets)', () => {
       message: 'HTTP/0.9 is not supported',
     });
     expect(answer.closed).toBe(true);
+  });
+
+  it('row 9: a bare HTTP/0.9 request line (no blank line after it) gets the JSON 400 at once, counted, then close', async () => {
+    const series =
+      'gateway_http_requests_total{method="OTHER",endpoint="unmatched",status="400"}';
+    const before = sample(await metricsText(gw), series);
+    // Sent in pieces: the line is judged once it is whole.
+    const { socket, text, closed } = await openCollecting(gw.url);
+    await writeInPieces(socket, Buffer.from('\r\nGET /he'), 3);
+    socket.write('alth\r\n');
+    await closed;
+    const answer = parseAnswer(text(), true);
+    expectGatewayError(answer, 400);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      message: 'HTTP/0.9 is not supported',
+    });
+    expect(answer.headers['x-request-id']).toMatch(UUID_V4);
+    expect(answer.headers.connection).toBe('close');
+    expect(sample(await metricsText(gw), series) - before).toBe(1);
+  });
+
+  it('row 9: a request line split across reads, and later requests on the connection, are served as usual', async () => {
+    const { socket, text, closed } = await openCollecting(gw.url);
+    const get = Buffer.from('GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await writeInPieces(socket, get, 1);
+    await writeInPieces(
+      socket,
+      Buffer.from(
+        'POST /predict HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+      ),
+      4,
+    );
+    await closed;
+    expect(splitAnswers(text(), true).map((a) => a.status)).toEqual([200, 200]);
+  });
+
+  it('row 8: a chunk size over MAX_BODY_BYTES gets the JSON 413 with the request id as soon as its line is read, then close; nothing forwarded', async () => {
+    const series =
+      'gateway_http_requests_total{method="POST",endpoint="/predict",status="413"}';
+    const before = sample(await metricsText(gw), series);
+    const { socket, text, closed } = await openCollecting(gw.url);
+    const continued = firstBytes(socket);
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-big-1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n',
+    );
+    // The gateway has the headers (its 100 says so): the size line comes in
+    // later reads, in pieces.
+    const hundred = await continued;
+    expect(hundred).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+    await writeInPieces(socket, Buffer.from('7FFFFFFF\r\n'), 3);
+    await closed;
+    const answer = parseAnswer(text().slice(hundred.length), true);
+    expectGatewayError(answer, 413);
+    expect(answer.headers['x-request-id']).toBe('chunk-big-1');
+    expect(answer.headers.connection).toBe('close');
+    expect(receivedAs('chunk-big-1')).toHaveLength(0);
+    expect(sample(await metricsText(gw), series) - before).toBe(1);
+  });
+
+  it('row 8: the size line in the same read as the headers, on a keep-alive connection after a served request, gets the 413 too', async () => {
+    const { socket, text, closed } = await openCollecting(gw.url);
+    const first = firstBytes(socket);
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-ok-0\r\nContent-Length: 2\r\n\r\n{}',
+    );
+    await first;
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-big-2\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n7FFFFFFF\r\n',
+    );
+    await closed;
+    const answers = splitAnswers(text(), true);
+    expect(answers.map((a) => a.status)).toEqual([200, 413]);
+    expectGatewayError(answers[1], 413);
+    expect(answers[1].headers['x-request-id']).toBe('chunk-big-2');
+    expect(receivedAs('chunk-big-2')).toHaveLength(0);
+  });
+
+  it('row 8: valid chunked bodies up to the limit, sent in tiny pieces or pipelined, are proxied whole', async () => {
+    // 1024 bytes of JSON (MAX_BODY_BYTES) in chunks of 0x200, 0x1ff and 1,
+    // with an extension and a trailer.
+    const json = `{"request":{"text":"${'q'.repeat(1001)}"}}`;
+    const data = Buffer.from(json);
+    const body =
+      `200;ext=1\r\n${json.slice(0, 0x200)}\r\n1FF\r\n${json.slice(0x200, 0x3ff)}\r\n` +
+      `1\r\n${json.slice(0x3ff)}\r\n0\r\nX-Trailer: 1\r\n\r\n`;
+    const chunked = (id: string, close = '') =>
+      `POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: ${id}\r\nTransfer-Encoding: chunked\r\n${close}\r\n` +
+      body;
+    const { socket, text, closed } = await openCollecting(gw.url);
+    const message = Buffer.from(chunked('chunk-tiny-1'), 'latin1');
+    // Headers in one read, then the body in pieces of 1..7 bytes.
+    const bodyAt = message.length - body.length;
+    socket.write(message.subarray(0, bodyAt));
+    await writeInPieces(socket, message.subarray(bodyAt), 7);
+    // Then two pipelined in one write, the second closing.
+    socket.write(
+      chunked('chunk-pipe-1') +
+        chunked('chunk-pipe-2', 'Connection: close\r\n'),
+    );
+    await closed;
+    expect(splitAnswers(text(), true).map((a) => a.status)).toEqual([
+      200, 200, 200,
+    ]);
+    for (const id of ['chunk-tiny-1', 'chunk-pipe-1', 'chunk-pipe-2']) {
+      const [sent] = receivedAs(id);
+      expect(sent.body.equals(data)).toBe(true);
+    }
+  });
+
+  it("rows 8-9: on a keep-alive connection, Node's own parser callback is back once the first request line and each chunked body are read", async () => {
+    const server = gw.app.getHttpServer();
+    const accepted = once(server, 'connection') as Promise<[ParsedSocket]>;
+    const socket = await openSocket(gw.url);
+    socket.on('error', () => undefined);
+    const [serverSide] = await accepted;
+    const parser = serverSide.parser!;
+    // The function Node's C++ parser calls after each read: Node's own, or the early-reject hook.
+    const executeSlot = () =>
+      Object.keys(parser)
+        .filter((key) => /^\d+$/.test(key))
+        .map((key) => parser[key])
+        .find(
+          (value): value is (...args: unknown[]) => unknown =>
+            typeof value === 'function' &&
+            /onParserExecute|hook/.test(value.name),
+        );
+    expect(executeSlot()?.name).toBe('hook');
+    const answered = () => firstBytes(socket);
+    let answer = answered();
+    socket.write('GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(executeSlot()?.name).toBe('bound onParserExecute');
+    answer = answered();
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n',
+    );
+    expect(await answer).toMatch(/^HTTP\/1\.1 100 /);
+    expect(executeSlot()?.name).toBe('hook');
+    answer = answered();
+    socket.write('2\r\n{}\r\n0\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(executeSlot()?.name).toBe('bound onParserExecute');
+    socket.destroy();
   });
 
   it('row 10: Expect with an unknown expectation gets the JSON 417 with the request id', async () => {

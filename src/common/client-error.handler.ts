@@ -15,6 +15,7 @@ import { HTTP_METHODS, UNMATCHED_ROUTE } from './request-context.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
 import { errorBody } from './http-exception.filter.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { watchEarlyRejects } from './early-reject.js';
 
 /** Node's parser errors (llhttp codes) and timeouts, as status and a short reason. */
 const CLIENT_ERRORS: Record<string, [number, string]> = {
@@ -54,7 +55,9 @@ const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
  * handler, whose body has no request id. Also: CONNECT gets a 405 instead of
  * a silent close; `Expect: 100-continue` with a Content-Length over
  * MAX_BODY_BYTES gets its 413 without a `100 Continue` first; any other
- * expectation gets a JSON 417.
+ * expectation gets a JSON 417. A first request line without a version and
+ * a chunk size over MAX_BODY_BYTES are answered as soon as read
+ * (`watchEarlyRejects`).
  */
 @Injectable()
 export class ClientErrorHandler implements OnModuleInit {
@@ -91,6 +94,22 @@ export class ClientErrorHandler implements OnModuleInit {
         this.answerResponse(req, res, 417, 'unsupported Expect header');
       },
     );
+    watchEarlyRejects(server, {
+      maxBodyBytes: this.config.maxBodyBytes,
+      rejectVersionless: (socket) =>
+        this.answerOnce(socket, 400, 'HTTP/0.9 is not supported', 'HTTP_0_9'),
+      rejectOversizedBody: (socket) =>
+        this.answerOnce(
+          socket,
+          413,
+          'Request body is too large',
+          'CHUNK_SIZE_OVER_LIMIT',
+        ),
+      unavailable: () =>
+        this.logger.warn(
+          'Node parser hook not found: HTTP/0.9 lines and oversized chunk sizes wait for the timeouts',
+        ),
+    });
   }
 
   private onClientError(
@@ -108,14 +127,23 @@ export class ClientErrorHandler implements OnModuleInit {
       socket.destroy();
       return;
     }
-    // Node reports each later chunk of bytes again: one answer per connection.
-    if (answering.has(socket)) return;
-    answering.add(socket);
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [
       400,
       'malformed request',
     ];
-    this.answerInTurn(socket, status, reason, err.code);
+    this.answerOnce(socket, status, reason, err.code);
+  }
+
+  /** Node reports each later chunk of bytes again: one answer per connection. */
+  private answerOnce(
+    socket: SocketWithResponse,
+    status: number,
+    reason: string,
+    code: string | undefined,
+  ): void {
+    if (answering.has(socket)) return;
+    answering.add(socket);
+    this.answerInTurn(socket, status, reason, code);
   }
 
   /**

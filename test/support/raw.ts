@@ -71,6 +71,25 @@ export function openSocket(baseUrl: string): Promise<Socket> {
   });
 }
 
+/** A connection that keeps everything the server writes, until it closes. */
+export interface Collecting {
+  socket: Socket;
+  /** All bytes received so far, as latin1 text. */
+  text: () => string;
+  closed: Promise<unknown>;
+}
+
+/** Opens a connection that collects what comes back (errors ignored). */
+export async function openCollecting(baseUrl: string): Promise<Collecting> {
+  const socket = await openSocket(baseUrl);
+  socket.on('error', () => undefined);
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  // Not events.once: an 'error' (EPIPE after the server closed) must not reject it.
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  return { socket, text: () => text, closed };
+}
+
 /** Reads one counter sample from Prometheus text (0 when absent). */
 export function sample(metrics: string, series: string): number {
   for (const line of metrics.split('\n')) {
