@@ -30,3 +30,5 @@ export function summarize(
   results: LoadAnswer[],
   options: { durationMs: number; deadlineMs: number },
 ): LoadSummary;
+
+export function gatewayShedP99(logText: string): number;

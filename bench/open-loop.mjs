@@ -82,7 +82,9 @@ export async function openLoop({ url, rps, durationMs }) {
 export function percentile(values, p) {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return sorted[
+    Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)
+  ];
 }
 
 /**
@@ -98,13 +100,52 @@ export function summarize(results, { durationMs, deadlineMs }) {
     sent: results.length,
     served: served.length,
     goodputRps: round(good.length / (durationMs / 1000)),
-    p50ServedMs: round(percentile(served.map((r) => r.ms), 50)),
-    p99ServedMs: round(percentile(served.map((r) => r.ms), 99)),
+    p50ServedMs: round(
+      percentile(
+        served.map((r) => r.ms),
+        50,
+      ),
+    ),
+    p99ServedMs: round(
+      percentile(
+        served.map((r) => r.ms),
+        99,
+      ),
+    ),
     shed: shed.length,
-    p99ShedMs: round(percentile(shed.map((r) => r.ms), 99)),
+    p99ShedMs: round(
+      percentile(
+        shed.map((r) => r.ms),
+        99,
+      ),
+    ),
     shedWithRetryAfter: shed.filter((r) => r.retryAfter !== undefined).length,
     timeouts: results.filter((r) => r.status === 504).length,
-    other: results.length - served.length - shed.length -
+    other:
+      results.length -
+      served.length -
+      shed.length -
       results.filter((r) => r.status === 504).length,
   };
+}
+
+/**
+ * p99 of the gateway's own time (its access log's duration_ms, from the
+ * request's headers to its answer) for the 503 overloaded refusals in `logText`
+ * (JSON lines; LOG_LEVEL=error logs every 5xx). The client's figure adds the
+ * load generator's and the kernel's delays on a shared machine.
+ */
+export function gatewayShedP99(logText) {
+  const ms = [];
+  for (const line of logText.split('\n')) {
+    if (!line.includes('"status":503')) continue;
+    try {
+      const entry = JSON.parse(line);
+      if (entry.status === 503 && typeof entry.duration_ms === 'number')
+        ms.push(entry.duration_ms);
+    } catch {
+      // not a log line
+    }
+  }
+  return Math.round(percentile(ms, 99) * 100) / 100;
 }
