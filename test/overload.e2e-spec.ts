@@ -87,8 +87,10 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
   });
 
   it('a backend never sees more than its limit; the rest wait and are all served', async () => {
+    // 100 ms per answer: all 30 arrive while the first 3 are served, even on
+    // a loaded machine, so 27 wait.
     const { gw, model } = await setup(
-      { slots: 16, serviceMs: 30 },
+      { slots: 16, serviceMs: 100 },
       { BACKEND_MAX_CONCURRENCY: '3' },
     );
     const answers = await Promise.all(

@@ -42,6 +42,13 @@ interface SocketWithResponse extends Duplex {
 
 /** Sockets whose client error is answered or waiting for earlier answers. */
 const answering = new WeakSet<Duplex>();
+/**
+ * How long an answered connection stays open for a client that is still
+ * sending (nginx's lingering_close): closing at once would answer its next
+ * bytes with a RST, and a RST can discard our answer before the client has
+ * read it. It closes earlier when the client does.
+ */
+const LINGER_MS = 500;
 
 const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
 
@@ -118,12 +125,13 @@ export class ClientErrorHandler implements OnModuleInit {
   ): void {
     // The peer is gone (reset, or closed mid-request): nothing to answer, and
     // a request in flight counts as 499.
-    if (
+    const gone =
       err.code === 'ECONNRESET' ||
       err.code === 'EPIPE' ||
-      err.code === 'HPE_INVALID_EOF_STATE' ||
-      !socket.writable
-    ) {
+      err.code === 'HPE_INVALID_EOF_STATE';
+    // Answered already: more bad bytes wait for the lingering close.
+    if (!gone && answering.has(socket)) return;
+    if (gone || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -210,7 +218,7 @@ export class ClientErrorHandler implements OnModuleInit {
     cut.unref();
     socket.end(head + '\r\n' + body, () => {
       clearTimeout(cut);
-      socket.destroy();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
     });
   }
 

@@ -28,6 +28,8 @@ interface Slot {
   latencyMs: number;
   /** Its smoothed mean deviation, ms (RFC 6298's RTTVAR). */
   deviationMs: number;
+  /** Latencies tracked so far (up to SETTLED_SAMPLES). */
+  samples: number;
   readonly limitGauge: Gauge.Internal<'backend'>;
 }
 
@@ -63,6 +65,13 @@ interface Waiter {
 const LATENCY_GAIN = 1 / 8;
 const DEVIATION_GAIN = 1 / 4;
 const DEVIATIONS = 4;
+/**
+ * Answers before the estimate may refuse a request at the door: the first
+ * ones carry connection set-up and a cold process (and RTTVAR starts at half
+ * the first answer), so one slow first answer would refuse requests a warm
+ * backend serves easily. Until then the queue's timers still hold the deadline.
+ */
+const SETTLED_SAMPLES = 5;
 
 /**
  * Admission control in front of the backends (BACKEND_MAX_CONCURRENCY): each
@@ -104,6 +113,7 @@ export class Admission {
         active: 0,
         latencyMs: 0,
         deviationMs: 0,
+        samples: 0,
         limitGauge: metrics.backendConcurrencyLimit.labels(backend.url),
       };
       slot.limitGauge.set(limitOf(slot));
@@ -269,14 +279,15 @@ export class Admission {
    * limit) is only the average: a server whose workers finish together, or
    * answers that come in two latencies (at once, or after a turn in the
    * server's own queue), leave a request queued past it, and its refusal
-   * would then come from the timer, late. 0 while no latency is known.
+   * would then come from the timer, late. 0 until each candidate has
+   * SETTLED_SAMPLES answers.
    */
   private longestWait(candidates: Backend[]): number {
     let limits = 0;
     let latency = 0;
     for (const backend of candidates) {
       const slot = this.slot(backend);
-      if (slot.latencyMs === 0) return 0;
+      if (slot.samples < SETTLED_SAMPLES) return 0;
       limits += limitOf(slot);
       latency = Math.max(latency, slowest(slot));
     }
@@ -323,6 +334,7 @@ function limitOf(slot: Slot): number {
 
 /** RFC 6298's estimator: the first sample sets SRTT and RTTVAR = SRTT / 2. */
 function track(slot: Slot, latencyMs: number): void {
+  if (slot.samples < SETTLED_SAMPLES) slot.samples++;
   if (slot.latencyMs === 0) {
     slot.latencyMs = latencyMs;
     slot.deviationMs = latencyMs / 2;

@@ -262,19 +262,21 @@ export class ProxyService {
     let tried: Set<Backend> | undefined;
     let failure: AttemptFailed | undefined;
     for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
+      // A retry needs a backend not tried yet, and the budget's yes at the
+      // time of the failure (not after a wait for a slot).
+      if (
+        attempt > 0 &&
+        (pool.candidates(tried).length === 0 || !pool.takeRetry())
+      )
+        break;
       const backend = pool.admission
         ? await this.admit(pool.admission, tried, exchange, attempt)
         : pool.pick(tried);
       if (!backend) break;
-      if (attempt > 0) {
-        if (!pool.takeRetry()) {
-          pool.admission?.release(backend);
-          break;
-        }
+      if (attempt > 0)
         this.metrics.retries
           .labels(exchange.endpoint, failure?.reason ?? 'unknown')
           .inc();
-      }
       try {
         return await this.attempt(backend, exchange, attempt, failure?.reason);
       } catch (err) {
