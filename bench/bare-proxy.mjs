@@ -1,8 +1,8 @@
 // The Node floor: the least a node:http reverse proxy with upstream keep-alive can cost.
 // Usage: node bench/bare-proxy.mjs --upstream http://127.0.0.1:PORT [--port 0]  -> prints "LISTENING <port>".
-import { fstatSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
+import { listenForHarness } from './harness-child.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -34,11 +34,4 @@ const server = http.createServer((req, res) => {
   req.pipe(upstreamReq);
 });
 server.keepAliveTimeout = 120_000;
-server.listen(Number(values.port), '127.0.0.1', () =>
-  process.stdout.write(`LISTENING ${server.address().port}\n`),
-);
-if (fstatSync(0).isFIFO()) {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
-process.on('SIGTERM', () => process.exit(0));
+listenForHarness(server, Number(values.port));

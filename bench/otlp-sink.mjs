@@ -1,9 +1,9 @@
 // A tiny OTLP/HTTP receiver for the tracing rows of the benchmark: 200 with an empty body (a valid empty
 // ExportTraceServiceResponse) to POST /v1/traces, the body drained and counted; GET /__stats gives the counts.
 // Usage: node bench/otlp-sink.mjs [--port 0]   -> prints "LISTENING <port>" on stdout.
-import { fstatSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
+import { listenForHarness } from './harness-child.mjs';
 
 const { values } = parseArgs({
   options: { port: { type: 'string', default: '0' } },
@@ -33,12 +33,4 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 120_000;
-server.listen(Number(values.port), '127.0.0.1', () => {
-  process.stdout.write(`LISTENING ${server.address().port}\n`);
-});
-// Die with the harness, which holds our stdin (a pipe) open.
-if (fstatSync(0).isFIFO()) {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
-process.on('SIGTERM', () => process.exit(0));
+listenForHarness(server, Number(values.port));

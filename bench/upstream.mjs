@@ -1,8 +1,8 @@
 // Fake sentiment service for the benchmark: answers like the BentoML service, as fast as node:http allows.
 // Usage: node bench/upstream.mjs [--port 0] [--delay-ms 0]   -> prints "LISTENING <port>" on stdout.
-import { fstatSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
+import { listenForHarness } from './harness-child.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -73,12 +73,4 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 125_000;
-server.listen(Number(values.port), '127.0.0.1', () => {
-  process.stdout.write(`LISTENING ${server.address().port}\n`);
-});
-// Die with the harness, which holds our stdin (a pipe) open.
-if (fstatSync(0).isFIFO()) {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
-process.on('SIGTERM', () => process.exit(0));
+listenForHarness(server, Number(values.port));
