@@ -1,10 +1,10 @@
 // Part of `npm run build`: bundles the compiled app (dist/main.js and its
-// imports, node_modules included) into dist/main.js, one minified ES module.
+// imports, node_modules included) into dist/main.js, one ES module (whitespace and syntax minified).
 // Node 20 spends most of a cold start resolving and linking the hundreds of
 // ES module files of Nest 12, rxjs and friends: one file starts ~3x faster and
 // holds less memory. `nest start --watch` keeps running the unbundled output.
 import { build } from 'esbuild';
-import { renameSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 // Optional peers Nest loads only when used (microservices, multipart, ...) and
 // packages that locate files beside themselves (pino's transport worker) stay
@@ -23,6 +23,12 @@ const optionalPeers = {
   },
 };
 
+// Names are not minified, and esbuild's keepNames is off: it wraps every
+// function in a helper that redefines its `name` (~6,000 sites, a dozen of
+// them run per request on fresh closures), and each such closure gets a map
+// of its own that turns the call sites it meets megamorphic. The gateway cost
+// ~25 % more CPU per request with it (docs/benchmark.md). Unminified, a
+// function's name is its source name without the helper.
 await build({
   entryPoints: ['dist/main.js'],
   outfile: 'dist/main.bundle.js',
@@ -30,13 +36,22 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  minify: true,
-  keepNames: true, // Nest reports and resolves providers by class name
+  minifyWhitespace: true,
+  minifySyntax: true,
   external,
   plugins: [optionalPeers],
   // CommonJS dependencies (fastify, pino, prom-client) call require().
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
-renameSync('dist/main.bundle.js', 'dist/main.js');
+// A class that refers to itself is emitted as `X=class _X{...}`, named `_X`
+// (Nest's own log contexts read `_RoutesResolver`): give it back its name,
+// once, when the class is defined.
+const bundle = readFileSync('dist/main.bundle.js', 'utf8').replace(
+  /\b([A-Za-z$][\w$]*)=class _\1\b((?: extends [\w$.]+)?)\{/g,
+  (_, name, heritage) =>
+    `${name}=class _${name}${heritage}{static{Object.defineProperty(this,"name",{value:"${name}"})}`,
+);
+writeFileSync('dist/main.js', bundle);
+rmSync('dist/main.bundle.js');
 rmSync('dist/main.js.map', { force: true }); // tsc's map of the unbundled entry
