@@ -81,6 +81,11 @@ describe('Response cache, memory store (e2e)', () => {
     expect(hit.body).toEqual({ sentiment: 'POSITIVE', n: 1 });
     for (const name of ['content-type', 'content-length', 'x-model-version'])
       expect([name, hit.headers[name]]).toEqual([name, miss.headers[name]]);
+    // The backend's headers only, as relayed on the miss: none of the
+    // gateway's own (its Cache-Control: no-store would contradict the hit).
+    expect(Object.keys(hit.headers).sort()).toEqual(
+      [...Object.keys(miss.headers), 'age'].sort(),
+    );
     expect(upstream.received).toHaveLength(1);
     // /batch_predict is its own entry.
     expect((await post(gw, BODY, '/batch_predict')).headers['x-cache']).toBe(

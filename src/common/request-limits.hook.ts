@@ -31,7 +31,7 @@ const FINAL_CHUNKED = /(?:^|,)[ \t]*chunked$/i;
  * (501, RFC 9112 §6.1), or a Transfer-Encoding not ending in chunked (400).
  * Answered here, not by Node, so they get the JSON error and a request id. Also puts the security headers on every
  * answer the gateway makes itself; a relayed backend answer (the proxy set
- * `gateway.backend`) passes untouched.
+ * `gateway.backend`) or one replayed from the response cache passes untouched.
  */
 @Injectable()
 export class RequestLimitsHook implements OnModuleInit {
@@ -51,7 +51,8 @@ export class RequestLimitsHook implements OnModuleInit {
       done(refused);
     });
     fastify.addHook('onSend', (request, reply, payload, done) => {
-      if (request.raw.gateway?.backend === undefined) {
+      const gateway = request.raw.gateway;
+      if (gateway?.backend === undefined && gateway?.cache !== 'hit') {
         reply.headers(SECURITY_HEADERS);
       }
       done(null, payload);
