@@ -66,7 +66,7 @@ const NOT_STORED = new Set(['x-request-id', 'age', 'x-cache']);
 const EMPTY = Buffer.alloc(0);
 /** The cache off: nothing allocated (through() is never called then). */
 const NO_STORE: CacheStore = {
-  get: () => Promise.resolve(undefined),
+  get: () => undefined,
   set: () => Promise.resolve(),
 };
 
@@ -131,7 +131,8 @@ export class CacheService {
       const flight = this.flights.get(key);
       if (flight) return this.follow(flight, request, reply, endpoint, forward);
       try {
-        const found = await this.store.get(key);
+        const pending = this.store.get(key);
+        const found = pending instanceof Promise ? await pending : pending;
         if (found) return this.serve(request, reply, endpoint, found);
       } catch (err) {
         result = 'error';
@@ -216,19 +217,20 @@ export class CacheService {
       this.metrics.cacheEntries.set(this.store.size);
   }
 
-  private async serve(
+  /** Sends a stored answer: a Buffer, written before this returns. */
+  private serve(
     request: FastifyRequest,
     reply: FastifyReply,
     endpoint: string,
     answer: CachedAnswer,
-  ): Promise<void> {
+  ): void {
     this.count(request, reply, endpoint, 'hit');
     reply.code(answer.status);
     for (const name in answer.headers) reply.header(name, answer.headers[name]);
     const age = Math.max(0, Math.floor((Date.now() - answer.storedAt) / 1000));
     reply.header('age', String(age));
     reply.header(REQUEST_ID_HEADER, request.id);
-    await reply.send(answer.body);
+    reply.send(answer.body);
   }
 
   private count(

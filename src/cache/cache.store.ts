@@ -12,7 +12,10 @@ export interface CachedAnswer {
 }
 
 export interface CacheStore {
-  get(key: string): Promise<CachedAnswer | undefined>;
+  /** The memory store answers at once; a hit then waits for nothing. */
+  get(
+    key: string,
+  ): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
   set(key: string, answer: CachedAnswer): Promise<void>;
   /** Entries held (memory store only). */
   readonly size?: number;
@@ -40,8 +43,8 @@ export class MemoryCacheStore implements CacheStore {
     return this.lru.size;
   }
 
-  get(key: string): Promise<CachedAnswer | undefined> {
-    return Promise.resolve(this.lru.get(key));
+  get(key: string): CachedAnswer | undefined {
+    return this.lru.get(key);
   }
 
   set(key: string, answer: CachedAnswer): Promise<void> {
