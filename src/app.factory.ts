@@ -6,6 +6,7 @@ import {
 } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
+import { accessGuards } from './auth/auth.module.js';
 import { readRequestBody } from './common/request-body.js';
 import { genReqId } from './common/request-id.js';
 import { securityConfig } from './config/security.config.js';
@@ -52,6 +53,8 @@ export async function createApp(): Promise<NestFastifyApplication> {
     },
   );
   app.useLogger(app.get(Logger));
+  const guards = accessGuards(app);
+  if (guards.length > 0) app.useGlobalGuards(...guards);
 
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
   const fastify = app.getHttpAdapter().getInstance();

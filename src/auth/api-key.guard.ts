@@ -16,7 +16,8 @@ const REALM = 'Bearer realm="api-gateway"';
 /**
  * With API keys on, every route but `@Public()` ones needs a known key
  * (`Authorization: Bearer` or `X-API-Key`); the key's short id goes on the
- * request for the access log and the rate limiter. Off: one boolean check.
+ * request for the access log and the rate limiter. Installed only when on
+ * (see accessGuards).
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -24,6 +25,11 @@ export class ApiKeyGuard implements CanActivate {
     private readonly keys: ApiKeysService,
     private readonly reflector: Reflector,
   ) {}
+
+  /** API keys are configured (API_KEYS or API_KEYS_FILE). */
+  get enabled(): boolean {
+    return this.keys.enabled;
+  }
 
   canActivate(context: ExecutionContext): boolean {
     if (!this.keys.enabled) return true;

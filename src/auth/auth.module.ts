@@ -1,5 +1,4 @@
-import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { type INestApplicationContext, Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
 import { RateLimitStorage } from '../rate-limit/rate-limit.storage.js';
@@ -19,12 +18,22 @@ import { RateLimitGuard } from './rate-limit.guard.js';
       }),
     }),
   ],
-  providers: [
-    ApiKeysService,
-    // Order matters: the key is checked (and its id noted) before the rate limit.
-    { provide: APP_GUARD, useClass: ApiKeyGuard },
-    { provide: APP_GUARD, useClass: RateLimitGuard },
-  ],
-  exports: [ApiKeysService],
+  // The guards apply to every route, but createApp() installs only those
+  // whose feature is on (see accessGuards): with both off, Nest runs no guard
+  // code for a request.
+  providers: [ApiKeysService, ApiKeyGuard, RateLimitGuard],
+  exports: [ApiKeysService, ApiKeyGuard, RateLimitGuard],
 })
 export class AuthModule {}
+
+/**
+ * The global guards that are on, in the order they must run: the key is
+ * checked (and its id noted) before the rate limit, which counts per key.
+ */
+export function accessGuards(
+  app: INestApplicationContext,
+): (ApiKeyGuard | RateLimitGuard)[] {
+  return [app.get(ApiKeyGuard), app.get(RateLimitGuard)].filter(
+    (guard) => guard.enabled,
+  );
+}

@@ -24,11 +24,12 @@ import { IS_PUBLIC } from './public.decorator.js';
  * @nestjs/throttler's guard, per API key (its short id) when keys are on,
  * else per client IP, with `RateLimit-Limit/Remaining/Reset` headers and a
  * 429 + `Retry-After` through the gateway's error filter. `@Public()` routes
- * are never limited. Off (RATE_LIMIT_RPS=0): one boolean check.
+ * are never limited. Installed only when on (see accessGuards).
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
-  private readonly enabled: boolean;
+  /** RATE_LIMIT_RPS > 0. */
+  readonly enabled: boolean;
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
