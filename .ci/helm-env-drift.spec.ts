@@ -29,6 +29,8 @@ const FROM_VALUES: Record<string, string> = {
   REDIS_SENTINELS: 'redis.sentinels',
   REDIS_SENTINEL_NAME: 'redis.sentinelName',
   REDIS_CLUSTER_NODES: 'redis.clusterNodes',
+  REDIS_TLS: 'redis.tls',
+  REDIS_USERNAME: 'redis.username',
 };
 /** Rendered from the chart's `tracing` block (key there), not from `env`. */
 const FROM_TRACING: Record<string, string> = {

@@ -143,7 +143,9 @@ describe('redis and cache configuration', () => {
   it('is off by default: no Redis, no cache, rate limits fail open', () => {
     expect(read({}, () => redisConfig())).toEqual({
       topology: undefined,
+      username: undefined,
       password: undefined,
+      tls: false,
       keyPrefix: 'api-gateway:',
       timeoutMs: 50,
     });
@@ -171,6 +173,22 @@ describe('redis and cache configuration', () => {
     expect(() =>
       read({ REDIS_URL: 'redis://r:6379/x' }, () => redisConfig()),
     ).toThrow(ConfigValidationError);
+  });
+
+  it('takes an ACL user and TLS for Sentinel and Cluster; a bad REDIS_TLS is one line', () => {
+    expect(
+      read(
+        {
+          REDIS_CLUSTER_NODES: 'r0:6379',
+          REDIS_USERNAME: 'gateway',
+          REDIS_TLS: 'yes',
+        },
+        () => redisConfig(),
+      ),
+    ).toMatchObject({ username: 'gateway', tls: true });
+    expect(() => read({ REDIS_TLS: 'on' }, () => redisConfig())).toThrow(
+      /REDIS_TLS="on"/,
+    );
   });
 
   it('takes Sentinel as a host[:port] list, the master group name (default mymaster) and its own password', () => {

@@ -1,6 +1,11 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import { ConfigValidationError, intInRange, parseEnv } from './env.js';
+import {
+  booleanString,
+  ConfigValidationError,
+  intInRange,
+  parseEnv,
+} from './env.js';
 
 export const REDIS_ENV_DEFAULTS = {
   REDIS_URL: '',
@@ -8,7 +13,9 @@ export const REDIS_ENV_DEFAULTS = {
   REDIS_SENTINEL_NAME: 'mymaster',
   REDIS_SENTINEL_PASSWORD: '',
   REDIS_CLUSTER_NODES: '',
+  REDIS_USERNAME: '',
   REDIS_PASSWORD: '',
+  REDIS_TLS: 'false',
   REDIS_KEY_PREFIX: 'api-gateway:',
   REDIS_TIMEOUT_MS: '50',
 };
@@ -46,7 +53,9 @@ export const redisConfig = registerAs('redis', () => {
         .regex(/^[^\s,]+$/, 'a master group name (no spaces or commas)'),
       REDIS_SENTINEL_PASSWORD: z.string(),
       REDIS_CLUSTER_NODES: hostPortList(6379, 'redis-0:6379,redis-1:6379'),
+      REDIS_USERNAME: z.string().trim(),
       REDIS_PASSWORD: z.string(),
+      REDIS_TLS: booleanString,
       REDIS_KEY_PREFIX: z.string().max(200, 'at most 200 characters'),
       REDIS_TIMEOUT_MS: intInRange(1, 60_000),
     },
@@ -77,7 +86,11 @@ export const redisConfig = registerAs('redis', () => {
   return {
     /** Unset: every feature keeps its state in memory, per pod. */
     topology,
+    /** ACL user and password of Redis when not in the URL (every node, with Sentinel or Cluster). */
+    username: env.REDIS_USERNAME || undefined,
     password: env.REDIS_PASSWORD || undefined,
+    /** TLS to every Redis node (and to the Sentinels); `rediss://` turns it on for REDIS_URL too. */
+    tls: env.REDIS_TLS,
     keyPrefix: env.REDIS_KEY_PREFIX,
     timeoutMs: env.REDIS_TIMEOUT_MS,
   };

@@ -112,7 +112,10 @@ export class RedisService
   private connect(config: ConfigType<typeof redisConfig>): RedisClient {
     const topology = config.topology!;
     const node = {
+      ...(config.username === undefined ? {} : { username: config.username }),
       ...(config.password === undefined ? {} : { password: config.password }),
+      // Node's CA store: a private CA comes in with NODE_EXTRA_CA_CERTS.
+      ...(config.tls ? { tls: {} } : {}),
       commandTimeout: config.timeoutMs,
       // A reply that never comes (a hung server, a dropped route) ends the socket.
       socketTimeout: Math.max(2000, config.timeoutMs * 10),
@@ -134,6 +137,9 @@ export class RedisService
         sentinels: topology.sentinels,
         name: topology.name,
         sentinelPassword: topology.sentinelPassword,
+        ...(config.tls
+          ? { enableTLSForSentinelMode: true, sentinelTLS: {} }
+          : {}),
         sentinelRetryStrategy: retryDelay,
         sentinelCommandTimeout: 2000,
         // Subscribes to the sentinels' +switch-master: a failover moves the connection at once.

@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { until } from './load.js';
-import { freePort, spawnRedis } from './redis.js';
+import {
+  adminOptions,
+  freePort,
+  spawnRedis,
+  type RedisSecurity,
+} from './redis.js';
 
 const running = (child: ChildProcess) =>
   child.exitCode === null && child.signalCode === null;
@@ -23,7 +28,20 @@ async function killAll(children: ChildProcess[], dir: string): Promise<void> {
 
 /** One admin command to 127.0.0.1:`port` over a short-lived connection. */
 async function ask(port: number, ...args: string[]): Promise<unknown> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  return askAs(undefined, port, ...args);
+}
+
+async function askAs(
+  security: RedisSecurity | undefined,
+  port: number,
+  ...args: string[]
+): Promise<unknown> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    ...adminOptions(security),
+  });
   try {
     await client.connect();
     return await client.call(args[0], ...args.slice(1));
@@ -155,45 +173,59 @@ export class RedisSentinelGroup {
   }
 }
 
-/** Three master nodes (no replicas, full coverage not required) forming one Redis Cluster on free 127.0.0.1 ports. */
+/**
+ * Three master nodes (no replicas, full coverage not required) forming one
+ * Redis Cluster on free 127.0.0.1 ports; with `security`, over TLS and for
+ * its ACL user only.
+ */
 export class RedisClusterGroup {
   private constructor(
     private readonly children: ChildProcess[],
     private readonly dir: string,
     readonly ports: number[],
+    private readonly security?: RedisSecurity,
   ) {}
+
+  private ask(port: number, ...args: string[]): Promise<unknown> {
+    return askAs(this.security, port, ...args);
+  }
 
   /** Seed list for REDIS_CLUSTER_NODES. */
   get nodes(): string {
     return this.ports.map((port) => `127.0.0.1:${port}`).join(',');
   }
 
-  static async start(): Promise<RedisClusterGroup> {
+  static async start(security?: RedisSecurity): Promise<RedisClusterGroup> {
     const dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
     const children: ChildProcess[] = [];
     const ports: number[] = [];
-    const group = new RedisClusterGroup(children, dir, ports);
+    const group = new RedisClusterGroup(children, dir, ports, security);
     try {
       for (let i = 0; i < 3; i++) {
         // The bus port is set explicitly: port + 10000 may not be free (or valid).
         const [port, busPort] = [await freePort(), await freePort()];
         ports.push(port);
         children.push(
-          await spawnRedis(port, [
-            '--dir',
-            dir,
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            `nodes-${port}.conf`,
-            '--cluster-port',
-            String(busPort),
-            '--cluster-node-timeout',
-            '2000',
-            // A dead master then stops only its own slots, not the whole cluster.
-            '--cluster-require-full-coverage',
-            'no',
-          ]),
+          await spawnRedis(
+            port,
+            [
+              '--dir',
+              dir,
+              '--cluster-enabled',
+              'yes',
+              '--cluster-config-file',
+              `nodes-${port}.conf`,
+              '--cluster-port',
+              String(busPort),
+              '--cluster-node-timeout',
+              '2000',
+              // A dead master then stops only its own slots, not the whole cluster.
+              '--cluster-require-full-coverage',
+              'no',
+            ],
+            undefined,
+            security,
+          ),
         );
       }
       const created = spawnSync(
@@ -205,6 +237,17 @@ export class RedisClusterGroup {
           '--cluster-replicas',
           '0',
           '--cluster-yes',
+          ...(security
+            ? [
+                '--tls',
+                '--cacert',
+                security.tls.ca,
+                '--user',
+                security.user,
+                '--pass',
+                security.password,
+              ]
+            : []),
         ],
         { encoding: 'utf8', timeout: 10_000 },
       );
@@ -213,7 +256,7 @@ export class RedisClusterGroup {
       await until(
         async () => {
           const infos = await Promise.all(
-            ports.map((port) => ask(port, 'CLUSTER', 'INFO')),
+            ports.map((port) => group.ask(port, 'CLUSTER', 'INFO')),
           );
           return infos.every((info) =>
             String(info).includes('cluster_state:ok'),
@@ -231,13 +274,13 @@ export class RedisClusterGroup {
 
   /** Where the cluster keeps `key` (the port of the master of its slot). */
   async portOf(key: string): Promise<number> {
-    const slot = (await ask(
+    const slot = (await this.ask(
       this.ports[0],
       'CLUSTER',
       'KEYSLOT',
       key,
     )) as number;
-    const shards = (await ask(this.ports[0], 'CLUSTER', 'SLOTS')) as [
+    const shards = (await this.ask(this.ports[0], 'CLUSTER', 'SLOTS')) as [
       number,
       number,
       [string, number],
@@ -257,7 +300,7 @@ export class RedisClusterGroup {
   async keys(prefix: string): Promise<string[]> {
     const live = this.ports.filter((_, i) => running(this.children[i]));
     const perNode = await Promise.all(
-      live.map((port) => ask(port, 'KEYS', `${prefix}*`)),
+      live.map((port) => this.ask(port, 'KEYS', `${prefix}*`)),
     );
     return (perNode as string[][]).flat();
   }

@@ -82,7 +82,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME and REDIS_CLUSTER_NODES from redis. */}}
+{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_TLS and REDIS_USERNAME from redis. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
@@ -106,6 +106,8 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- $_ := set $env "REDIS_SENTINELS" (join "," $redis.sentinels) }}
 {{- $_ := set $env "REDIS_SENTINEL_NAME" $redis.sentinelName }}
 {{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," $redis.clusterNodes) }}
+{{- $_ := set $env "REDIS_TLS" (toString $redis.tls) }}
+{{- $_ := set $env "REDIS_USERNAME" $redis.username }}
 {{- if .Values.routes.models }}
 {{- $_ := set $env "ROUTES_FILE" (printf "%s/routes.yaml" (include "api-gateway.routesDir" .)) }}
 {{- end }}
