@@ -27,7 +27,7 @@ const optionalPeers = {
 // function in a helper that redefines its `name` (~6,000 sites, a dozen of
 // them run per request on fresh closures), and each such closure gets a map
 // of its own that turns the call sites it meets megamorphic. The gateway cost
-// ~25 % more CPU per request with it (docs/benchmark.md). Unminified, a
+// ~25 % more CPU per request with it (docs/benchmark-results.md). Unminified, a
 // function's name is its source name without the helper.
 await build({
   entryPoints: ['dist/main.js'],
