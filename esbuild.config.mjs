@@ -44,14 +44,22 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
-// A class that refers to itself is emitted as `X=class _X{...}`, named `_X`
-// (Nest's own log contexts read `_RoutesResolver`): give it back its name,
-// once, when the class is defined.
-const bundle = readFileSync('dist/main.bundle.js', 'utf8').replace(
-  /\b([A-Za-z$][\w$]*)=class _\1\b((?: extends [\w$.]+)?)\{/g,
-  (_, name, heritage) =>
-    `${name}=class _${name}${heritage}{static{Object.defineProperty(this,"name",{value:"${name}"})}`,
-);
+// Two kinds of class come out with another name, which Nest's and our log
+// contexts would show: a class that refers to itself is emitted as
+// `X=class _X{...}` (Nest's `_RoutesResolver`), and a decorated one that
+// does (TypeScript's `let X = X_1 = class X`) as `X=X_1=class{...}`, named
+// X_1. Each gets its source name back, once, when the class is defined.
+const named = (name) =>
+  `{static{Object.defineProperty(this,"name",{value:"${name}"})}`;
+const bundle = readFileSync('dist/main.bundle.js', 'utf8')
+  .replace(
+    /\b([A-Za-z$][\w$]*)=class _\1\b((?: extends [\w$.]+)?)\{/g,
+    (_, name, heritage) => `${name}=class _${name}${heritage}${named(name)}`,
+  )
+  .replace(
+    /\b([A-Za-z$][\w$]*)_1=class((?: extends [\w$.]+)?)\{/g,
+    (_, name, heritage) => `${name}_1=class${heritage}${named(name)}`,
+  );
 writeFileSync('dist/main.js', bundle);
 rmSync('dist/main.bundle.js');
 rmSync('dist/main.js.map', { force: true }); // tsc's map of the unbundled entry

@@ -160,6 +160,12 @@ describe('Gateway process (e2e)', () => {
     expect(res.body).toEqual({ sentiment: 'NEGATIVE' });
     expect(await gw.exited).toBe(0);
     expect(gw.lines.some((l) => l.msg === 'shutdown complete')).toBe(true);
+    // The bundle keeps the source's class names (esbuild.config.mjs), which
+    // the log contexts and Nest's route lines show.
+    const contexts = new Set(gw.lines.map((l) => l.context));
+    for (const name of ['RoutesResolver', 'NestApplication', 'ShutdownService'])
+      expect([name, contexts.has(name)]).toEqual([name, true]);
+    expect(gw.lines.map((l) => l.msg)).toContain('PredictController {/}:');
   });
 
   it('cuts connections still open after SHUTDOWN_TIMEOUT_MS and exits 0', async () => {
