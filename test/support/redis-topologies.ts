@@ -3,10 +3,9 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { until } from './load.js';
 import {
-  adminOptions,
+  adminCommand,
   freePort,
   spawnRedis,
   type RedisSecurity,
@@ -26,28 +25,9 @@ async function killAll(children: ChildProcess[], dir: string): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** One admin command to 127.0.0.1:`port` over a short-lived connection. */
-async function ask(port: number, ...args: string[]): Promise<unknown> {
-  return askAs(undefined, port, ...args);
-}
-
-async function askAs(
-  security: RedisSecurity | undefined,
-  port: number,
-  ...args: string[]
-): Promise<unknown> {
-  const client = new Redis({
-    port,
-    host: '127.0.0.1',
-    lazyConnect: true,
-    ...adminOptions(security),
-  });
-  try {
-    await client.connect();
-    return await client.call(args[0], ...args.slice(1));
-  } finally {
-    client.disconnect();
-  }
+/** One admin command to a server without TLS or ACL user. */
+function ask(port: number, ...args: string[]): Promise<unknown> {
+  return adminCommand(port, undefined, ...args);
 }
 
 /**
@@ -187,7 +167,7 @@ export class RedisClusterGroup {
   ) {}
 
   private ask(port: number, ...args: string[]): Promise<unknown> {
-    return askAs(this.security, port, ...args);
+    return adminCommand(port, this.security, ...args);
   }
 
   /** Seed list for REDIS_CLUSTER_NODES. */

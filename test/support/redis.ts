@@ -95,14 +95,31 @@ export interface RedisSecurity {
   password: string;
 }
 
-/** ioredis options for an admin connection to a server with `security`. */
-export function adminOptions(security: RedisSecurity | undefined) {
-  if (!security) return {};
-  return {
-    tls: { ca: readFileSync(security.tls.ca) },
-    username: security.user,
-    password: security.password,
-  };
+/**
+ * One admin command to 127.0.0.1:`port` over a short-lived connection (over
+ * TLS and as the ACL user when the server has `security`).
+ */
+export async function adminCommand(
+  port: number,
+  security: RedisSecurity | undefined,
+  ...args: string[]
+): Promise<unknown> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    ...(security && {
+      tls: { ca: readFileSync(security.tls.ca) },
+      username: security.user,
+      password: security.password,
+    }),
+  });
+  try {
+    await client.connect();
+    return await client.call(args[0], ...args.slice(1));
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** A real redis-server on a free 127.0.0.1 port, without persistence, that a test can kill and restart. */
@@ -130,19 +147,13 @@ export class RedisServer {
   }
 
   /** The keys that start with `prefix`, read over an admin connection. */
-  async keys(prefix: string): Promise<string[]> {
-    const client = new Redis({
-      port: this.port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      ...adminOptions(this.security),
-    });
-    try {
-      await client.connect();
-      return await client.keys(`${prefix}*`);
-    } finally {
-      client.disconnect();
-    }
+  keys(prefix: string): Promise<string[]> {
+    return adminCommand(
+      this.port,
+      this.security,
+      'KEYS',
+      `${prefix}*`,
+    ) as Promise<string[]>;
   }
 
   /** SIGKILL: the server vanishes as in a crash. */
