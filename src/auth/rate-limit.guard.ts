@@ -43,7 +43,6 @@ export class RateLimitGuard extends ThrottlerGuard {
   }
 
   override canActivate(context: ExecutionContext): Promise<boolean> {
-    if (!this.enabled) return Promise.resolve(true);
     const allowed = super.canActivate(context);
     const trace = context.switchToHttp().getRequest<FastifyRequest>().raw
       .gateway?.trace;
