@@ -4,6 +4,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { AppController } from './app.controller.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ClientErrorHandler } from './common/client-error.handler.js';
+import { CommonModule } from './common/common.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
@@ -37,6 +38,7 @@ import { TracingModule } from './tracing/tracing.module.js';
         modelsConfig,
       ],
     }),
+    CommonModule,
     LoggingModule,
     TracingModule,
     MetricsModule,

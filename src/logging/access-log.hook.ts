@@ -1,12 +1,12 @@
-import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 import {
   finalStatus,
   pathOf,
   UNMATCHED_ROUTE,
 } from '../common/request-context.js';
+import { ResponseClosedHook } from '../common/response-closed.hook.js';
 
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
 
@@ -18,17 +18,11 @@ const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
  * route and the bytes it sent.
  */
 @Injectable()
-export class AccessLogHook implements OnApplicationBootstrap {
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+export class AccessLogHook implements OnModuleInit {
+  constructor(private readonly closed: ResponseClosedHook) {}
 
-  onApplicationBootstrap(): void {
-    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    // On the response's close, not Fastify's onResponse: that one never fires
-    // for a client that left before the answer.
-    fastify.addHook('onRequest', (request, reply, done) => {
-      reply.raw.once('close', () => this.log(request, reply));
-      done();
-    });
+  onModuleInit(): void {
+    this.closed.add((request, reply) => this.log(request, reply));
   }
 
   private log(request: FastifyRequest, reply: FastifyReply): void {

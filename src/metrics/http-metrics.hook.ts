@@ -1,11 +1,11 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   finalStatus,
   HTTP_METHODS,
   UNMATCHED_ROUTE,
 } from '../common/request-context.js';
+import { ResponseClosedHook } from '../common/response-closed.hook.js';
 import { MetricsService } from './metrics.service.js';
 
 const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
@@ -20,16 +20,12 @@ const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
 @Injectable()
 export class HttpMetricsHook implements OnModuleInit {
   constructor(
-    private readonly adapterHost: HttpAdapterHost,
+    private readonly closed: ResponseClosedHook,
     private readonly metrics: MetricsService,
   ) {}
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    fastify.addHook('onRequest', (request, reply, done) => {
-      reply.raw.once('close', () => this.record(request, reply));
-      done();
-    });
+    this.closed.add((request, reply) => this.record(request, reply));
   }
 
   private record(request: FastifyRequest, reply: FastifyReply): void {
