@@ -7,6 +7,7 @@ import {
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { accessGuards } from './auth/auth.module.js';
+import { CacheService } from './cache/cache.service.js';
 import { readRequestBody } from './common/request-body.js';
 import { genReqId } from './common/request-id.js';
 import { securityConfig } from './config/security.config.js';
@@ -53,11 +54,13 @@ export async function createApp(): Promise<NestFastifyApplication> {
     },
   );
   app.useLogger(app.get(Logger));
+  const fastify = app.getHttpAdapter().getInstance();
   const guards = accessGuards(app);
   if (guards.length > 0) app.useGlobalGuards(...guards);
+  // No guard to pass first: a cache hit is answered before Nest routes it.
+  else app.get(CacheService).answerHitsEarly(fastify);
 
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
-  const fastify = app.getHttpAdapter().getInstance();
   // The proxy forwards bytes: every content type is read raw, never parsed,
   // and a body over the limit is refused (413) as soon as it crosses it.
   fastify.removeAllContentTypeParsers();

@@ -175,6 +175,24 @@ describe('Response cache, memory store (e2e)', () => {
     expect(shared.headers['x-cache']).toBe('HIT');
   });
 
+  it('a hit passes the access guards first: 401 without a key, counted by the rate limit with its headers', async () => {
+    await start({
+      API_KEYS: 'key-a',
+      RATE_LIMIT_RPS: '1',
+      RATE_LIMIT_BURST: '3',
+    });
+    await post(gw).set('x-api-key', 'key-a').expect(200);
+    await post(gw).expect(401);
+    const hit = await post(gw).set('x-api-key', 'key-a').expect(200);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.headers['ratelimit-limit']).toBe('3');
+    expect(hit.headers['ratelimit-remaining']).toBe('1');
+    await post(gw).set('x-api-key', 'key-a').expect(200);
+    const limited = await post(gw).set('x-api-key', 'key-a').expect(429);
+    expect(limited.headers['x-cache']).toBeUndefined();
+    expect(upstream.received).toHaveLength(1);
+  });
+
   it('single flight: 10 identical concurrent misses make one backend call', async () => {
     await start();
     let release!: () => void;

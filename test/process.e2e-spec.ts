@@ -103,6 +103,26 @@ describe('Gateway process (e2e)', () => {
     for (const l of aboutRequest) expect(l.request_id).toBe('log-me-1');
   });
 
+  it('logs a cache hit like any answer: status, bytes and cache field', async () => {
+    upstream.handler = (_req, res) => json(res, 200, { sentiment: 'POSITIVE' });
+    gw = await spawnGateway({
+      BACKEND_URL: upstream.url,
+      LOG_LEVEL: 'info',
+      CACHE_TTL_SECONDS: '60',
+    });
+    for (const id of ['fill-1', 'hit-1'])
+      await request(gw.url)
+        .post('/predict')
+        .set('x-request-id', id)
+        .send('{"request":{"text":"again"}}')
+        .expect(200);
+    const hit = await gw.waitForLine(
+      (l) => l.request_id === 'hit-1' && l.msg === 'request completed',
+    );
+    expect(hit).toMatchObject({ status: 200, bytes: 24, cache: 'hit' });
+    expect(hit).not.toHaveProperty('backend');
+  });
+
   it('logs backend failures with request id, backend url and error', async () => {
     await upstream.stop();
     gw = await spawnGateway({ BACKEND_URL: upstream.url, RETRY_ATTEMPTS: '0' });

@@ -6,7 +6,7 @@ import {
 import type { RequestBody } from '../common/request-body.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import type { ConfigType } from '@nestjs/config';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { presentedKey } from '../auth/api-key.js';
@@ -55,14 +55,21 @@ class Flight {
 }
 
 const MODEL_HEADERS = [MODEL_HEADER, MODEL_VERSION_HEADER];
+/** PredictController's routes: those whose answers go through the cache. */
+const CACHED_ROUTES = new Set([
+  '/predict',
+  '/batch_predict',
+  '/models/:model/predict',
+  '/models/:model/batch_predict',
+]);
 const X_CACHE: Record<CacheResult, string> = {
   hit: 'HIT',
   miss: 'MISS',
   error: 'MISS',
   bypass: 'BYPASS',
 };
-/** Never replayed from an entry: the gateway sets them for the current request. */
-const NOT_STORED = new Set(['x-request-id', 'age', 'x-cache']);
+/** Never stored nor replayed from an entry: serve() sets them for the answer at hand. */
+const SERVED = new Set(['content-length', 'age', 'x-cache', REQUEST_ID_HEADER]);
 const EMPTY = Buffer.alloc(0);
 /** The cache off: nothing allocated (through() is never called then). */
 const NO_STORE: CacheStore = {
@@ -110,6 +117,33 @@ export class CacheService {
   }
 
   /**
+   * Answers memory-store hits from a Fastify preHandler hook, as soon as the
+   * body is read (Nest's router and the controller cost ~4 us a hit). Only
+   * when no access guard has to pass the request first (see createApp). A
+   * miss, a Cache-Control directive or a flight in progress goes on to the
+   * controller, with its key computed.
+   */
+  answerHitsEarly(fastify: FastifyInstance): void {
+    const store = this.store;
+    if (!(store instanceof MemoryCacheStore)) return;
+    fastify.addHook('preHandler', (request, reply, done) => {
+      const route = request.routeOptions.url;
+      if (
+        request.method !== 'POST' ||
+        route === undefined ||
+        !CACHED_ROUTES.has(route) ||
+        request.headers['cache-control'] !== undefined
+      )
+        return done();
+      const key = this.keyOf(request);
+      (request.raw.gateway ??= {}).cacheKey = key;
+      const found = this.flights.has(key) ? undefined : store.get(key);
+      if (found === undefined) return done();
+      this.serve(request, reply, route, found);
+    });
+  }
+
+  /**
    * Answers from the cache, or calls `forward` (with a fill to hand the
    * backend's answer to) and shares its outcome with identical requests that
    * arrived meanwhile. Errors of the leading call are each waiter's error.
@@ -125,7 +159,7 @@ export class CacheService {
       this.count(request, reply, endpoint, 'bypass');
       return forward();
     }
-    const key = this.keyOf(request);
+    const key = request.raw.gateway?.cacheKey ?? this.keyOf(request);
     let result: CacheResult = 'miss';
     if (directive !== 'no-cache') {
       const flight = this.flights.get(key);
@@ -205,7 +239,7 @@ export class CacheService {
       return;
     const kept: Record<string, string | string[]> = {};
     for (const name in headers)
-      if (!NOT_STORED.has(name)) kept[name] = headers[name];
+      if (!SERVED.has(name)) kept[name] = headers[name];
     const answer = { status, headers: kept, body, storedAt: Date.now() };
     flight?.settle({ answer });
     try {
@@ -217,20 +251,38 @@ export class CacheService {
       this.metrics.cacheEntries.set(this.store.size);
   }
 
-  /** Sends a stored answer: a Buffer, written before this returns. */
+  /**
+   * Sends a stored answer straight to Node, past Fastify's send and onSend
+   * hooks (~4 us less a hit): the stored headers, those already set on the
+   * reply (rate limit), a Content-Length, Age, X-Cache and the request's id.
+   */
   private serve(
     request: FastifyRequest,
     reply: FastifyReply,
     endpoint: string,
     answer: CachedAnswer,
   ): void {
-    this.count(request, reply, endpoint, 'hit');
-    reply.code(answer.status);
-    for (const name in answer.headers) reply.header(name, answer.headers[name]);
+    this.metrics.cacheRequests.labels(endpoint, 'hit').inc();
+    const info = (request.raw.gateway ??= {});
+    info.cache = 'hit';
+    info.bytes = answer.body.length;
+    const head: string[] = [];
+    addHeaders(head, answer.headers);
+    addHeaders(head, reply.getHeaders());
     const age = Math.max(0, Math.floor((Date.now() - answer.storedAt) / 1000));
-    reply.header('age', String(age));
-    reply.header(REQUEST_ID_HEADER, request.id);
-    reply.send(answer.body);
+    head.push(
+      'content-length',
+      String(info.bytes),
+      'age',
+      String(age),
+      'x-cache',
+      'HIT',
+      REQUEST_ID_HEADER,
+      request.id,
+    );
+    reply.hijack();
+    reply.raw.writeHead(answer.status, head);
+    reply.raw.end(answer.body);
   }
 
   private count(
@@ -283,6 +335,19 @@ function requestDirective(
   if (/(^|,)\s*no-store\s*(,|$)/.test(directives)) return 'no-store';
   if (/(^|,)\s*no-cache\s*(,|$)/.test(directives)) return 'no-cache';
   return undefined;
+}
+
+/** Appends headers as name, value pairs (Node's raw form), but those serve() sets itself. */
+function addHeaders(
+  head: string[],
+  headers: Record<string, string | string[] | number | undefined>,
+): void {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || SERVED.has(name)) continue;
+    if (Array.isArray(value)) for (const one of value) head.push(name, one);
+    else head.push(name, String(value));
+  }
 }
 
 /** The backend allows sharing it, and nothing in it depends on what the key leaves out. */

@@ -19,6 +19,10 @@ export interface GatewayRequestInfo {
   keyId?: string;
   /** Response cache result: hit, miss, bypass or error (unset: cache off). */
   cache?: 'hit' | 'miss' | 'bypass' | 'error';
+  /** The response cache's key, when CacheService.answerHitsEarly computed it. */
+  cacheKey?: string;
+  /** Body bytes of an answer written past Fastify (a cache hit): for the log. */
+  bytes?: number;
   /**
    * Status to count when the response could not be finished by the gateway's
    * own choice: the client-error handler answered on the socket (4xx), or a

@@ -48,7 +48,7 @@ export class AccessLogHook implements OnModuleInit {
         route: request.routeOptions.url ?? UNMATCHED_ROUTE,
         status,
         duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-        bytes: length === undefined ? undefined : Number(length),
+        bytes: length === undefined ? info?.bytes : Number(length),
         model: info?.model,
         version: info?.version,
         backend: info?.backend,
