@@ -11,7 +11,10 @@ import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { presentedKey } from '../auth/api-key.js';
 import '../common/request-context.js';
-import { UNMATCHED_ROUTE } from '../common/request-context.js';
+import {
+  type GatewayRequestInfo,
+  UNMATCHED_ROUTE,
+} from '../common/request-context.js';
 import { cacheConfig } from '../config/cache.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RedisService } from '../redis/redis.service.js';
@@ -262,9 +265,7 @@ export class CacheService {
     endpoint: string,
     answer: CachedAnswer,
   ): void {
-    this.metrics.cacheRequests.labels(endpoint, 'hit').inc();
-    const info = (request.raw.gateway ??= {});
-    info.cache = 'hit';
+    const info = this.note(request, endpoint, 'hit');
     info.bytes = answer.body.length;
     const head: string[] = [];
     addHeaders(head, answer.headers);
@@ -276,7 +277,7 @@ export class CacheService {
       'age',
       String(age),
       'x-cache',
-      'HIT',
+      X_CACHE.hit,
       REQUEST_ID_HEADER,
       request.id,
     );
@@ -291,9 +292,20 @@ export class CacheService {
     endpoint: string,
     result: CacheResult,
   ): void {
-    this.metrics.cacheRequests.labels(endpoint, result).inc();
-    (request.raw.gateway ??= {}).cache = result;
+    this.note(request, endpoint, result);
     reply.header('x-cache', X_CACHE[result]);
+  }
+
+  /** The result's metric and access-log field; serve() writes X-Cache itself. */
+  private note(
+    request: FastifyRequest,
+    endpoint: string,
+    result: CacheResult,
+  ): GatewayRequestInfo {
+    this.metrics.cacheRequests.labels(endpoint, result).inc();
+    const info = (request.raw.gateway ??= {});
+    info.cache = result;
+    return info;
   }
 
   /** One-shot SHA-256 over one string (or buffer): ~7x cheaper than a Hash object per request. */

@@ -31,7 +31,8 @@ const FINAL_CHUNKED = /(?:^|,)[ \t]*chunked$/i;
  * (501, RFC 9112 §6.1), or a Transfer-Encoding not ending in chunked (400).
  * Answered here, not by Node, so they get the JSON error and a request id. Also puts the security headers on every
  * answer the gateway makes itself; a relayed backend answer (the proxy set
- * `gateway.backend`) or one replayed from the response cache passes untouched.
+ * `gateway.backend`) passes untouched, and a cache hit is written past
+ * Fastify's send (CacheService.serve), so no onSend hook sees it.
  */
 @Injectable()
 export class RequestLimitsHook implements OnModuleInit {
@@ -51,8 +52,7 @@ export class RequestLimitsHook implements OnModuleInit {
       done(refused);
     });
     fastify.addHook('onSend', (request, reply, payload, done) => {
-      const gateway = request.raw.gateway;
-      if (gateway?.backend === undefined && gateway?.cache !== 'hit') {
+      if (request.raw.gateway?.backend === undefined) {
         reply.headers(SECURITY_HEADERS);
       }
       done(null, payload);

@@ -10,9 +10,8 @@ export type ClosedListener = (
 /**
  * Calls the access log and the request metrics when a response closes, from
  * one onRequest hook and one 'close' listener per request, not one of each
- * per feature. On the response's
- * close, not Fastify's onResponse: that one never fires for a client that
- * left before the answer.
+ * per feature. On the response's close, not Fastify's onResponse: that one
+ * never fires for a client that left before the answer.
  */
 @Injectable()
 export class ResponseClosedHook implements OnModuleInit {
