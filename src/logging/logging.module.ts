@@ -1,22 +1,9 @@
 import { Module } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
+import { destination, stdTimeFunctions } from 'pino';
 import { loggingConfig } from '../config/logging.config.js';
 import { AccessLogHook } from './access-log.hook.js';
-import { stdoutDestination } from './log-destination.js';
-
-let lastMs = 0;
-let lastTime = '';
-
-/** pino's isoTime, formatted once per millisecond (every line of a busy millisecond reuses it). */
-function isoTime(): string {
-  const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastTime = `,"time":"${new Date(now).toISOString()}"`;
-  }
-  return lastTime;
-}
 
 export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
 
@@ -33,7 +20,7 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
           {
             level: config.level,
             base: { service: 'api-gateway' },
-            timestamp: isoTime,
+            timestamp: stdTimeFunctions.isoTime,
             formatters: { level: (label: string) => ({ level: label }) },
             redact: {
               paths: REDACTED_HEADERS.flatMap((h) => [
@@ -47,7 +34,17 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
             quietResLogger: true,
             autoLogging: false,
           },
-          stdoutDestination(),
+          // Buffered asynchronous stdout: a write() per line cost more CPU
+          // than the rest of the proxy path. Lines go out in 4 KiB batches,
+          // or 200 ms after they were logged at the latest; pino flushes what
+          // is left when the process exits.
+          destination({
+            dest: 1,
+            sync: false,
+            minLength: 4096,
+            periodicFlush: 200,
+            maxLength: 16 * 1024 * 1024,
+          }),
         ],
       }),
     }),
