@@ -1,41 +1,27 @@
 import request from 'supertest';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, type RunningGateway } from './support/gateway.js';
+import { startGateway, withGateway } from './support/gateway.js';
+import { freePort } from './support/net.js';
 import { spawnGateway } from './support/process.js';
 import { Upstream } from './support/upstream.js';
+import { sleep, until } from './support/wait.js';
 
 const KEY_A = 'key-a-0123456789abcdef';
 const KEY_B = 'key-b-fedcba9876543210';
 const shortId = (key: string) =>
   createHash('sha256').update(key).digest('hex').slice(0, 8);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PREDICT = '{"request":{"text":"hi"}}';
 
 describe('Access control: API keys (e2e)', () => {
-  let upstream: Upstream;
-  let gw: RunningGateway;
-
-  beforeAll(async () => {
-    upstream = await new Upstream().start();
-    gw = await startGateway({
-      BACKEND_URL: upstream.url,
-      API_KEYS: `${KEY_A}, ${KEY_B}`,
-    });
-  });
-
-  afterAll(async () => {
-    await gw.close();
-    await upstream.stop();
-  });
+  const stack = withGateway({ API_KEYS: `${KEY_A}, ${KEY_B}` });
 
   it('answers 401 JSON with WWW-Authenticate when no key is sent, the backend never called', async () => {
-    const before = upstream.received.length;
-    const res = await request(gw.url)
+    const before = stack.upstream.received.length;
+    const res = await request(stack.gw.url)
       .post('/predict')
       .set('x-request-id', 'no-key-1')
       .send(PREDICT)
@@ -48,7 +34,7 @@ describe('Access control: API keys (e2e)', () => {
         'an API key is required (Authorization: Bearer <key> or X-API-Key)',
       request_id: 'no-key-1',
     });
-    expect(upstream.received.length).toBe(before);
+    expect(stack.upstream.received.length).toBe(before);
   });
 
   it.each([
@@ -57,7 +43,7 @@ describe('Access control: API keys (e2e)', () => {
     ['a key prefix', { 'x-api-key': KEY_A.slice(0, -1) }],
     ['a key with a suffix', { 'x-api-key': KEY_A + 'x' }],
   ])('answers 401 invalid_token for %s', async (_what, headers) => {
-    const res = await request(gw.url)
+    const res = await request(stack.gw.url)
       .post('/predict')
       .set(headers)
       .send(PREDICT)
@@ -75,28 +61,28 @@ describe('Access control: API keys (e2e)', () => {
   ])(
     'lets a known key in through %s, and keeps it from the backend',
     async (_what, headers) => {
-      await request(gw.url)
+      await request(stack.gw.url)
         .post('/predict')
         .set(headers)
         .send(PREDICT)
         .expect(200);
-      const sent = upstream.received.at(-1)!.headers;
+      const sent = stack.upstream.received.at(-1)!.headers;
       expect(sent.authorization).toBeUndefined();
       expect(sent['x-api-key']).toBeUndefined();
     },
   );
 
   it('keeps /health/* open and / closed', async () => {
-    await request(gw.url).get('/health/live').expect(200);
-    await request(gw.url).get('/health/ready').expect(200);
-    const health = await request(gw.url).get('/health');
+    await request(stack.gw.url).get('/health/live').expect(200);
+    await request(stack.gw.url).get('/health/ready').expect(200);
+    const health = await request(stack.gw.url).get('/health');
     expect(health.status).not.toBe(401);
-    await request(gw.url).get('/').expect(401);
-    await request(gw.url).get('/').set('x-api-key', KEY_A).expect(200);
+    await request(stack.gw.url).get('/').expect(401);
+    await request(stack.gw.url).get('/').set('x-api-key', KEY_A).expect(200);
   });
 
   it('leaves /metrics open when METRICS_API_KEY is unset', async () => {
-    await request(gw.url).get('/metrics').expect(200);
+    await request(stack.gw.url).get('/metrics').expect(200);
   });
 });
 
@@ -174,9 +160,7 @@ describe('Access control: API_KEYS_FILE (e2e)', () => {
       expect((await call(KEY_B)).status).toBe(401);
       expect((await call('# team a')).status).toBe(401);
       writeFileSync(file, `${KEY_B}\r\n`);
-      const deadline = Date.now() + 5000;
-      while ((await call(KEY_B)).status !== 200 && Date.now() < deadline)
-        await sleep(200);
+      await until(async () => (await call(KEY_B)).status === 200, 5000, 200);
       expect((await call(KEY_B)).status).toBe(200);
       expect((await call(KEY_A)).status).toBe(401);
       // A file that disappears keeps the last good keys.
@@ -463,17 +447,6 @@ describe('CORS and security headers (e2e)', () => {
     }
   });
 });
-
-function freePort(port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const { port: bound } = server.address() as AddressInfo;
-      server.close(() => resolve(bound));
-    });
-  });
-}
 
 function postFrom(base: string, localAddress: string): Promise<number> {
   return new Promise((resolve, reject) => {

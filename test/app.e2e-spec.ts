@@ -1,34 +1,18 @@
 import request from 'supertest';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { Upstream } from './support/upstream.js';
-import { startGateway, type RunningGateway } from './support/gateway.js';
+import { UUID_V4 } from './support/expect.js';
+import { withGateway } from './support/gateway.js';
 
-const UUID_V4 =
-  /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as {
   version: string;
 };
 
 describe('Routes, request ids and metrics (e2e)', () => {
-  let upstream: Upstream;
-  let gw: RunningGateway;
-
-  beforeAll(async () => {
-    upstream = await new Upstream().start();
-    gw = await startGateway({
-      BACKEND_URL: upstream.url,
-      ENVIRONMENT: 'staging',
-    });
-  });
-
-  afterAll(async () => {
-    await gw.close();
-    await upstream.stop();
-  });
+  const stack = withGateway({ ENVIRONMENT: 'staging' });
 
   it('GET / describes the service', async () => {
-    const res = await request(gw.url).get('/').expect(200);
+    const res = await request(stack.gw.url).get('/').expect(200);
     expect(res.body).toEqual({
       service: 'api-gateway',
       version,
@@ -45,7 +29,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
   });
 
   it('answers 404 as JSON for unknown paths, with the request id', async () => {
-    const res = await request(gw.url)
+    const res = await request(stack.gw.url)
       .get('/nope?x=1')
       .set('x-request-id', 'req-404')
       .expect(404);
@@ -67,7 +51,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
   ] as const)(
     'answers %s %s with 405 and Allow: %s',
     async (method, path, allow) => {
-      const res = await request(gw.url)[method](path).expect(405);
+      const res = await request(stack.gw.url)[method](path).expect(405);
       expect(res.headers['allow']).toBe(allow);
       expect(res.body).toMatchObject({
         statusCode: 405,
@@ -78,7 +62,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
   );
 
   it('never lets a path trick reach another backend path', async () => {
-    const before = upstream.received.length;
+    const before = stack.upstream.received.length;
     const statuses: Record<string, number> = {};
     for (const path of [
       '/predict/../metrics',
@@ -90,7 +74,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
       '/%70redict',
       '/predict;/../metrics',
     ]) {
-      statuses[path] = await rawStatus(gw.url, 'POST', path);
+      statuses[path] = await rawStatus(stack.gw.url, 'POST', path);
     }
     expect(statuses).toEqual({
       '/predict/../metrics': 404,
@@ -102,13 +86,13 @@ describe('Routes, request ids and metrics (e2e)', () => {
       '/%70redict': 200, // %70 is "p": the same path, forwarded as /predict
       '/predict;/../metrics': 404,
     });
-    expect(upstream.received.slice(before).map((r) => r.url)).toEqual([
+    expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual([
       '/predict',
     ]);
   });
 
   it('ignores method override headers', async () => {
-    const res = await request(gw.url)
+    const res = await request(stack.gw.url)
       .get('/predict')
       .set('x-http-method-override', 'POST')
       .expect(405);
@@ -118,7 +102,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
   describe('X-Request-ID', () => {
     it('keeps a well-formed id', async () => {
       const id = 'A-z_0.9:' + 'x'.repeat(120);
-      const res = await request(gw.url)
+      const res = await request(stack.gw.url)
         .get('/')
         .set('x-request-id', id)
         .expect(200);
@@ -132,7 +116,7 @@ describe('Routes, request ids and metrics (e2e)', () => {
       ['with a quote', 'a"b'],
       ['with unicode', 'café'],
     ])('replaces an id %s by a UUID v4', async (_what, id) => {
-      const res = await request(gw.url)
+      const res = await request(stack.gw.url)
         .get('/')
         .set('x-request-id', encodeURI(id) === id ? id : id)
         .expect(200);
@@ -140,23 +124,23 @@ describe('Routes, request ids and metrics (e2e)', () => {
     });
 
     it('makes a UUID v4 when none is sent and sends it to the backend', async () => {
-      const res = await request(gw.url)
+      const res = await request(stack.gw.url)
         .post('/predict')
         .send('{"request":{"text":"hi"}}')
         .expect(200);
       const id = res.headers['x-request-id'];
       expect(id).toMatch(UUID_V4);
-      expect(upstream.received.at(-1)?.headers['x-request-id']).toBe(id);
+      expect(stack.upstream.received.at(-1)?.headers['x-request-id']).toBe(id);
     });
   });
 
   describe('GET /metrics', () => {
     it('exposes the Go gateway metric names and process metrics', async () => {
-      await request(gw.url)
+      await request(stack.gw.url)
         .post('/predict')
         .send('{"request":{"text":"hi"}}')
         .expect(200);
-      const res = await request(gw.url).get('/metrics').expect(200);
+      const res = await request(stack.gw.url).get('/metrics').expect(200);
       expect(res.headers['content-type']).toMatch(/^text\/plain/);
       const text = res.text;
       expect(text).toMatch(
@@ -166,11 +150,11 @@ describe('Routes, request ids and metrics (e2e)', () => {
         /^gateway_http_request_duration_seconds_bucket\{le="30",method="POST",endpoint="\/predict"\} \d+$/m,
       );
       expect(text).toContain(
-        `gateway_backend_requests_total{endpoint="/predict",status="200",backend="${upstream.url}"}`,
+        `gateway_backend_requests_total{endpoint="/predict",status="200",backend="${stack.upstream.url}"}`,
       );
       expect(text).toMatch(
         new RegExp(
-          `^gateway_backend_request_duration_seconds_bucket\\{le="30",endpoint="/predict",backend="${upstream.url}"\\} \\d+$`,
+          `^gateway_backend_request_duration_seconds_bucket\\{le="30",endpoint="/predict",backend="${stack.upstream.url}"\\} \\d+$`,
           'm',
         ),
       );
@@ -180,8 +164,9 @@ describe('Routes, request ids and metrics (e2e)', () => {
 
     it('never makes a label value from a raw path', async () => {
       for (let i = 0; i < 20; i++)
-        await request(gw.url).get(`/scan/${i}/wp-admin.php`).expect(404);
-      const text = (await request(gw.url).get('/metrics').expect(200)).text;
+        await request(stack.gw.url).get(`/scan/${i}/wp-admin.php`).expect(404);
+      const text = (await request(stack.gw.url).get('/metrics').expect(200))
+        .text;
       expect(text).not.toContain('wp-admin');
       const endpoints = new Set(
         [...text.matchAll(/endpoint="([^"]*)"/g)].map((m) => m[1]),

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CacheService } from '../src/cache/cache.service.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { json, Upstream } from './support/upstream.js';
+import { until } from './support/wait.js';
 
 const BODY = '{"request":{"text":"I love it","request_id":null}}';
 const PRETTY = `{
@@ -28,15 +29,6 @@ function countingHandler(extraHeaders: Record<string, string> = {}) {
 
 const post = (gw: RunningGateway, body = BODY, path = '/predict') =>
   request(gw.url).post(path).set('content-type', 'application/json').send(body);
-
-/** Resolves once `done()` is true, checking on every turn of the event loop. */
-async function until(done: () => boolean | Promise<boolean>, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 describe('Response cache, memory store (e2e)', () => {
   let upstream: Upstream;
@@ -208,7 +200,7 @@ describe('Response cache, memory store (e2e)', () => {
     );
     const cache = gw.app.get(CacheService);
     // Released only once all ten are in: one leads, nine wait for its answer.
-    await until(() => cache.waiting === 9);
+    await until(() => cache.waiting === 9, 5000, 0);
     release();
     const results = await answers;
     expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
@@ -233,7 +225,7 @@ describe('Response cache, memory store (e2e)', () => {
       ),
     );
     const cache = gw.app.get(CacheService);
-    await until(() => cache.waiting === 9);
+    await until(() => cache.waiting === 9, 5000, 0);
     release();
     const results = await answers;
     const outcomes = results.map((r) => {

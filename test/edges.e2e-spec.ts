@@ -2,11 +2,8 @@ import request from 'supertest';
 import { once } from 'node:events';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import {
-  metricsText,
-  startGateway,
-  type RunningGateway,
-} from './support/gateway.js';
+import { expectGatewayError, UUID_V4 } from './support/expect.js';
+import { metricsText, startGateway, withGateway } from './support/gateway.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import {
   openCollecting,
@@ -19,18 +16,6 @@ import {
 import { json, Upstream } from './support/upstream.js';
 
 // The edges of HTTP/1.1 found by a hostile review (issue 10), one test per row.
-
-const UUID_V4 =
-  /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-function expectGatewayError(answer: RawAnswer, status: number) {
-  expect(answer.status).toBe(status);
-  expect(answer.headers['content-type']).toMatch(/^application\/json/);
-  const body = JSON.parse(answer.body) as Record<string, unknown>;
-  expect(body.statusCode).toBe(status);
-  expect(body.request_id).toBe(answer.headers['x-request-id']);
-  expect(body.request_id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
-}
 
 /** A server-side socket with Node's HTTP parser (slots by number, not typed by @types/node). */
 type ParsedSocket = Socket & { parser?: Record<string, unknown> };
@@ -82,35 +67,20 @@ function firstBytes(socket: Socket): Promise<string> {
 }
 
 describe('HTTP edges (e2e, raw sockets)', () => {
-  let upstream: Upstream;
-  let gw: RunningGateway;
-
-  beforeAll(async () => {
-    upstream = await new Upstream().start();
-    gw = await startGateway({
-      BACKEND_URL: upstream.url,
-      MAX_BODY_BYTES: '1024',
-      RETRY_ATTEMPTS: '0',
-    });
-  });
-
-  afterAll(async () => {
-    await gw.close();
-    await upstream.stop();
-  });
+  const stack = withGateway({ MAX_BODY_BYTES: '1024', RETRY_ATTEMPTS: '0' });
 
   /** The request the backend received with this request id. */
   const receivedAs = (id: string) =>
-    upstream.received.filter((r) => r.headers['x-request-id'] === id);
+    stack.upstream.received.filter((r) => r.headers['x-request-id'] === id);
 
   it('row 2: answers pipelined requests in order, then the 400 for the garbage after them, then closes', async () => {
     const series = (status: number) =>
       `gateway_http_requests_total{method="POST",endpoint="/predict",status="${status}"}`;
-    const metricsBefore = await metricsText(gw);
+    const metricsBefore = await metricsText(stack.gw);
     const post = (id: string) =>
       `POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: ${id}\r\nContent-Length: 2\r\n\r\n{}`;
     const answer = await rawExchange(
-      gw.url,
+      stack.gw.url,
       post('pipe-1') + post('pipe-2') + post('pipe-3') + 'GARBAGE\r\n\r\n',
       3000,
     );
@@ -127,7 +97,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     expect(answers[3].headers.connection).toBe('close');
     for (const id of ['pipe-1', 'pipe-2', 'pipe-3'])
       expect(receivedAs(id)).toHaveLength(1);
-    const metrics = await metricsText(gw);
+    const metrics = await metricsText(stack.gw);
     expect(
       sample(metrics, series(200)) - sample(metricsBefore, series(200)),
     ).toBe(3);
@@ -138,7 +108,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
 
   it('row 4: a header named in Connection is gone before X-Forwarded-For is appended', async () => {
     const answer = await rawExchange(
-      gw.url,
+      stack.gw.url,
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: conn-1\r\nConnection: keep-alive, X-Forwarded-For, X-Secret\r\n' +
         'X-Forwarded-For: 6.6.6.6\r\nX-Secret: s\r\nContent-Length: 2\r\n\r\n{}',
     );
@@ -157,7 +127,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     'row 5: refuses %s with a JSON 400, never forwarded',
     async (_what, host) => {
       const answer = await rawExchange(
-        gw.url,
+        stack.gw.url,
         `POST /predict HTTP/1.1\r\n${host}X-Request-ID: host-1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
       );
       expectGatewayError(answer, 400);
@@ -178,7 +148,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     'row 5: still serves a valid Host (%s) and forwards it as X-Forwarded-Host',
     async (host) => {
       const answer = await rawExchange(
-        gw.url,
+        stack.gw.url,
         `POST /predict HTTP/1.1\r\nHost: ${host}\r\nX-Request-ID: host-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
       );
       expect(answer.status).toBe(200);
@@ -190,7 +160,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
 
   it('row 6: refuses a transfer coding other than chunked with a JSON 501, never forwarded', async () => {
     const answer = await rawExchange(
-      gw.url,
+      stack.gw.url,
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: te-1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' +
         '2\r\nab\r\n0\r\n\r\n',
     );
@@ -201,7 +171,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it('row 7: Expect: 100-continue with a Content-Length over MAX_BODY_BYTES gets 413 at once, no 100 Continue', async () => {
-    const socket = await openSocket(gw.url);
+    const socket = await openSocket(stack.gw.url);
     socket.on('error', () => undefined);
     const first = firstBytes(socket);
     socket.write(
@@ -215,7 +185,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it('row 7: Expect: 100-continue within the limit still gets 100 Continue and is served', async () => {
-    const socket = await openSocket(gw.url);
+    const socket = await openSocket(stack.gw.url);
     socket.on('error', () => undefined);
     const first = firstBytes(socket);
     socket.write(
@@ -230,7 +200,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it('row 9: an HTTP/0.9 request line followed by a blank line gets a JSON 400 at once', async () => {
-    const answer = await rawExchange(gw.url, 'GET /\r\n\r\n', 3000);
+    const answer = await rawExchange(stack.gw.url, 'GET /\r\n\r\n', 3000);
     expectGatewayError(answer, 400);
     expect(JSON.parse(answer.body)).toMatchObject({
       message: 'HTTP/0.9 is not supported',
@@ -241,9 +211,9 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   it('row 9: a bare HTTP/0.9 request line (no blank line after it) gets the JSON 400 at once, counted, then close', async () => {
     const series =
       'gateway_http_requests_total{method="OTHER",endpoint="unmatched",status="400"}';
-    const before = sample(await metricsText(gw), series);
+    const before = sample(await metricsText(stack.gw), series);
     // Sent in pieces: the line is judged once it is whole.
-    const { socket, text, closed } = await openCollecting(gw.url);
+    const { socket, text, closed } = await openCollecting(stack.gw.url);
     await writeInPieces(socket, Buffer.from('\r\nGET /he'), 3);
     socket.write('alth\r\n');
     await closed;
@@ -254,11 +224,11 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     });
     expect(answer.headers['x-request-id']).toMatch(UUID_V4);
     expect(answer.headers.connection).toBe('close');
-    expect(sample(await metricsText(gw), series) - before).toBe(1);
+    expect(sample(await metricsText(stack.gw), series) - before).toBe(1);
   });
 
   it('row 9: a request line split across reads, and later requests on the connection, are served as usual', async () => {
-    const { socket, text, closed } = await openCollecting(gw.url);
+    const { socket, text, closed } = await openCollecting(stack.gw.url);
     const get = Buffer.from('GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n');
     await writeInPieces(socket, get, 1);
     await writeInPieces(
@@ -275,8 +245,8 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   it('row 8: a chunk size over MAX_BODY_BYTES gets the JSON 413 with the request id as soon as its line is read, then close; nothing forwarded', async () => {
     const series =
       'gateway_http_requests_total{method="POST",endpoint="/predict",status="413"}';
-    const before = sample(await metricsText(gw), series);
-    const { socket, text, closed } = await openCollecting(gw.url);
+    const before = sample(await metricsText(stack.gw), series);
+    const { socket, text, closed } = await openCollecting(stack.gw.url);
     const continued = firstBytes(socket);
     socket.write(
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-big-1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n',
@@ -292,11 +262,11 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     expect(answer.headers['x-request-id']).toBe('chunk-big-1');
     expect(answer.headers.connection).toBe('close');
     expect(receivedAs('chunk-big-1')).toHaveLength(0);
-    expect(sample(await metricsText(gw), series) - before).toBe(1);
+    expect(sample(await metricsText(stack.gw), series) - before).toBe(1);
   });
 
   it('row 8: the size line in the same read as the headers, on a keep-alive connection after a served request, gets the 413 too', async () => {
-    const { socket, text, closed } = await openCollecting(gw.url);
+    const { socket, text, closed } = await openCollecting(stack.gw.url);
     const first = firstBytes(socket);
     socket.write(
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: chunk-ok-0\r\nContent-Length: 2\r\n\r\n{}',
@@ -324,7 +294,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
     const chunked = (id: string, close = '') =>
       `POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: ${id}\r\nTransfer-Encoding: chunked\r\n${close}\r\n` +
       body;
-    const { socket, text, closed } = await openCollecting(gw.url);
+    const { socket, text, closed } = await openCollecting(stack.gw.url);
     const message = Buffer.from(chunked('chunk-tiny-1'), 'latin1');
     // Headers in one read, then the body in pieces of 1..7 bytes.
     const bodyAt = message.length - body.length;
@@ -346,9 +316,9 @@ describe('HTTP edges (e2e, raw sockets)', () => {
   });
 
   it("rows 8-9: on a keep-alive connection, Node's own parser callback is back once the first request line and each chunked body are read", async () => {
-    const server = gw.app.getHttpServer();
+    const server = stack.gw.app.getHttpServer();
     const accepted = once(server, 'connection') as Promise<[ParsedSocket]>;
-    const socket = await openSocket(gw.url);
+    const socket = await openSocket(stack.gw.url);
     socket.on('error', () => undefined);
     const [serverSide] = await accepted;
     const parser = serverSide.parser!;
@@ -383,7 +353,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
 
   it('row 10: Expect with an unknown expectation gets the JSON 417 with the request id', async () => {
     const answer = await rawExchange(
-      gw.url,
+      stack.gw.url,
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: expect-1\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}',
     );
     expectGatewayError(answer, 417);
@@ -393,7 +363,7 @@ describe('HTTP edges (e2e, raw sockets)', () => {
 
   it('underscores: headers with an underscore in their name are dropped by default', async () => {
     const answer = await rawExchange(
-      gw.url,
+      stack.gw.url,
       'POST /predict HTTP/1.1\r\nHost: gw\r\nX-Request-ID: under-1\r\nX_Forwarded_For: 6.6.6.6\r\nX_Api_Role: admin\r\nX-Kept: 1\r\n' +
         'Content-Length: 2\r\nConnection: close\r\n\r\n{}',
     );

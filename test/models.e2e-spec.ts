@@ -14,9 +14,9 @@ import { Agent, request as undiciRequest } from 'undici';
 import { RoutesFileService } from '../src/models/routes-file.service.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { spawnGateway } from './support/process.js';
-import { until } from './support/load.js';
 import { sample } from './support/raw.js';
 import { json, sentimentHandler, Upstream } from './support/upstream.js';
+import { until } from './support/wait.js';
 
 const BODY = '{"request":{"text":"I love it"}}';
 

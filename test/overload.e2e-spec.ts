@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import {
   gatewayShedP99,
@@ -10,10 +9,11 @@ import {
   summarize,
 } from '../bench/open-loop.mjs';
 import { BackendPoolService } from '../src/proxy/backend-pool.service.js';
-import { until } from './support/load.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { startModelServer, type ModelServer } from './support/model-server.js';
+import { freePort } from './support/net.js';
 import { json, Upstream } from './support/upstream.js';
+import { until } from './support/wait.js';
 
 interface Answer {
   status: number;
@@ -259,14 +259,6 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
 
 /** The built gateway (dist/main.js) in its own process, so load, gateway and model use separate cores. */
 async function spawnQuietGateway(env: Record<string, string>) {

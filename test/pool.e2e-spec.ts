@@ -1,7 +1,8 @@
 import request from 'supertest';
-import { load, until } from './support/load.js';
+import { load } from './support/load.js';
 import { json, Upstream, sentimentHandler } from './support/upstream.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
+import { until } from './support/wait.js';
 
 const INTERVAL = 200;
 

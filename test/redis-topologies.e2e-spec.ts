@@ -1,6 +1,6 @@
 import type { GatewayProcess } from './support/process.js';
-import { until } from './support/load.js';
-import { freePort, hasRedisServer } from './support/redis.js';
+import { freePort } from './support/net.js';
+import { hasRedisServer } from './support/redis.js';
 import {
   RedisClusterGroup,
   RedisSentinelGroup,
@@ -14,6 +14,7 @@ import {
   SHARED_LIMIT,
 } from './support/shared-state.js';
 import { Upstream } from './support/upstream.js';
+import { until } from './support/wait.js';
 
 describe.skipIf(!hasRedisServer)(
   'Redis Sentinel: two gateways find the master through Sentinel (e2e)',

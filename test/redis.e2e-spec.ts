@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { sample } from './support/raw.js';
 import { hasRedisServer, RedisServer } from './support/redis.js';
 import {
   type Answer,
@@ -11,20 +12,7 @@ import {
   SHARED_LIMIT,
 } from './support/shared-state.js';
 import { Upstream } from './support/upstream.js';
-
-/** Resolves once `done()` is true, checking every 50 ms (reconnection is the gateway's own timer). */
-async function until(done: () => Promise<boolean>, ms: number) {
-  const deadline = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  return line === undefined ? NaN : Number(line.slice(name.length + 1));
-}
+import { until } from './support/wait.js';
 
 describe.skipIf(!hasRedisServer)(
   'Cluster-wide state on Redis: two gateway processes, one redis-server (e2e)',
@@ -114,9 +102,9 @@ describe.skipIf(!hasRedisServer)(
       expect(healthDown.status).toBe(200);
       expect(healthDown.redis?.status).toBe('down');
       const metrics = (await request(allow.url).get('/metrics')).text;
-      expect(metric(metrics, 'gateway_redis_up')).toBe(0);
+      expect(sample(metrics, 'gateway_redis_up', NaN)).toBe(0);
       expect(
-        metric(metrics, 'gateway_rate_limit_redis_fallback_total'),
+        sample(metrics, 'gateway_rate_limit_redis_fallback_total', NaN),
       ).toBeGreaterThanOrEqual(20);
       expect(metrics).toMatch(
         /gateway_redis_errors_total\{op="cache_get"\} \d+/,
@@ -132,6 +120,7 @@ describe.skipIf(!hasRedisServer)(
           (await post(deny, body('back'))).status === 200 &&
           (await health(allow)).redis?.status === 'up',
         10_000,
+        50, // reconnection is the gateway's own timer
       );
       const backMs = Date.now() - restarted;
       console.info(

@@ -4,10 +4,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import request from 'supertest';
 import { TracingService } from '../src/tracing/tracing.service.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
-import { load, until } from './support/load.js';
+import { load } from './support/load.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 import { json, sentimentHandler, Upstream } from './support/upstream.js';
+import { until } from './support/wait.js';
 
 const SERVER = 2;
 const CLIENT = 3;

@@ -1,7 +1,9 @@
 import request from 'supertest';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { createApp } from '../../src/app.factory.js';
+import { Upstream } from './upstream.js';
 
 export interface RunningGateway {
   app: NestFastifyApplication;
@@ -42,4 +44,49 @@ export async function startGateway(
 /** The gateway's Prometheus text. */
 export async function metricsText(gw: RunningGateway): Promise<string> {
   return (await request(gw.url).get('/metrics').expect(200)).text;
+}
+
+/** An upstream and the gateway in front of it, as `withGateway` keeps them. */
+export interface GatewayStack {
+  readonly upstream: Upstream;
+  readonly gw: RunningGateway;
+}
+
+/**
+ * The usual setup of a suite: an `Upstream` (the sentiment handler) and a
+ * gateway with `BACKEND_URL` set to it plus `env`, started before all tests
+ * of the enclosing describe (or afresh before each with `per: 'test'`) and
+ * closed after them. Call it in the describe's body; read `upstream` and `gw`
+ * in hooks and tests.
+ */
+export function withGateway(
+  env: Record<string, string | undefined>,
+  { per = 'suite' }: { per?: 'suite' | 'test' } = {},
+): GatewayStack {
+  let upstream: Upstream | undefined;
+  let gw: RunningGateway | undefined;
+  const [before, after] =
+    per === 'test' ? [beforeEach, afterEach] : [beforeAll, afterAll];
+  before(async () => {
+    upstream = await new Upstream().start();
+    gw = await startGateway({ BACKEND_URL: upstream.url, ...env });
+  });
+  after(async () => {
+    await gw?.close();
+    await upstream?.stop();
+    gw = upstream = undefined;
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined)
+      throw new Error('withGateway: read outside the tests it runs for');
+    return value;
+  };
+  return {
+    get upstream() {
+      return started(upstream);
+    },
+    get gw() {
+      return started(gw);
+    },
+  };
 }

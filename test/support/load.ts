@@ -69,18 +69,3 @@ export async function load(
   agent.destroy();
   return result;
 }
-
-/** Polls `check` every `everyMs` until it holds; fails after `timeoutMs`. */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  everyMs = 20,
-): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-  return Date.now() - started;
-}

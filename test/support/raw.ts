@@ -90,11 +90,15 @@ export async function openCollecting(baseUrl: string): Promise<Collecting> {
   return { socket, text: () => text, closed };
 }
 
-/** Reads one counter sample from Prometheus text (0 when absent). */
-export function sample(metrics: string, series: string): number {
+/**
+ * Reads one sample from Prometheus text: the value of `series` (its name with
+ * any labels, as written), `absent` when there is none (NaN where a missing
+ * series must fail the check rather than read as 0).
+ */
+export function sample(metrics: string, series: string, absent = 0): number {
   for (const line of metrics.split('\n')) {
     if (line.startsWith(series + ' '))
       return Number(line.slice(series.length + 1));
   }
-  return 0;
+  return absent;
 }

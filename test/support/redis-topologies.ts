@@ -3,13 +3,9 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { until } from './load.js';
-import {
-  adminCommand,
-  freePort,
-  spawnRedis,
-  type RedisSecurity,
-} from './redis.js';
+import { freePort } from './net.js';
+import { adminCommand, spawnRedis, type RedisSecurity } from './redis.js';
+import { until } from './wait.js';
 
 const running = (child: ChildProcess) =>
   child.exitCode === null && child.signalCode === null;
