@@ -1,9 +1,19 @@
-import { Controller, Get, Inject, UseInterceptors } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Inject,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
+import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { RequestIdInterceptor } from './common/request-id.interceptor.js';
 import { serverConfig } from './config/server.config.js';
+import { RateLimitGuard } from './rate-limit/rate-limit.guard.js';
 import { version } from './version.js';
 
+/** `GET /`: what the gateway is; behind the API key and the rate limit when they are on. */
+@UseGuards(ApiKeyGuard, RateLimitGuard)
 @UseInterceptors(RequestIdInterceptor)
 @Controller()
 export class AppController {

@@ -3,22 +3,20 @@ import { ConfigModule } from '@nestjs/config';
 import { APP_FILTER } from '@nestjs/core';
 import { AppController } from './app.controller.js';
 import { AuthModule } from './auth/auth.module.js';
-import { ClientErrorHandler } from './common/client-error.handler.js';
-import { CommonModule } from './common/common.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
-import { RequestLimitsHook } from './common/request-limits.hook.js';
 import { backendConfig } from './config/backend.config.js';
 import { cacheConfig } from './config/cache.config.js';
 import { loggingConfig } from './config/logging.config.js';
-import { redisConfig } from './config/redis.config.js';
 import { modelsConfig } from './config/models.config.js';
+import { redisConfig } from './config/redis.config.js';
 import { securityConfig } from './config/security.config.js';
 import { serverConfig } from './config/server.config.js';
 import { tracingConfig } from './config/tracing.config.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
-import { ProxyModule } from './proxy/proxy.module.js';
+import { PredictModule } from './predict/predict.module.js';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { TracingModule } from './tracing/tracing.module.js';
 
@@ -38,20 +36,16 @@ import { TracingModule } from './tracing/tracing.module.js';
         modelsConfig,
       ],
     }),
-    CommonModule,
     LoggingModule,
     TracingModule,
     MetricsModule,
     RedisModule,
     AuthModule,
-    ProxyModule,
+    RateLimitModule,
+    PredictModule,
     HealthModule,
   ],
   controllers: [AppController],
-  providers: [
-    { provide: APP_FILTER, useClass: HttpExceptionFilter },
-    ClientErrorHandler,
-    RequestLimitsHook,
-  ],
+  providers: [{ provide: APP_FILTER, useClass: HttpExceptionFilter }],
 })
 export class AppModule {}

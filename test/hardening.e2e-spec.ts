@@ -448,7 +448,7 @@ describe('Hardening: clients that abort (e2e)', () => {
     expect(
       sample(
         metrics,
-        `gateway_backend_inflight{backend="${stack.upstream.url}"}`,
+        `gateway_backend_inflight{pool="default",backend="${stack.upstream.url}"}`,
       ),
     ).toBe(0);
   });

@@ -545,8 +545,11 @@ describe('Model versions (e2e)', () => {
       (health.body.backends as { url: string }[]).map((b) => b.url),
     ).toEqual([fresh.url]);
     const text = await metrics();
-    expect(text).not.toContain(`gateway_backend_up{backend="${old.url}"}`);
-    expect(text).toContain(`gateway_backend_up{backend="${fresh.url}"} 1`);
+    // No series of the retired backend is left (up, in flight, requests, durations).
+    expect(text).not.toContain(`"${old.url}"`);
+    expect(text).toContain(
+      `gateway_backend_up{pool="sentiment/v1",backend="${fresh.url}"} 1`,
+    );
   });
 
   it('logs the routes it loaded, and model and version on each access line (built process)', async () => {

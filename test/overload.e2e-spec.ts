@@ -102,7 +102,9 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
     expect(await metric(gw.url, 'gateway_backend_concurrency_limit{')).toEqual([
       3,
     ]);
-    expect(await metric(gw.url, 'gateway_queue_depth')).toEqual([0]);
+    expect(await metric(gw.url, 'gateway_queue_depth{pool="default"}')).toEqual(
+      [0],
+    );
     const waited = await metric(gw.url, 'gateway_queue_wait_seconds_count');
     expect(waited[0]).toBeGreaterThanOrEqual(27);
   });

@@ -139,7 +139,7 @@ describe('Backend pool: health checks, ejection, failover, retries (e2e)', () =>
         `gateway_backend_ejections_total{backend="${upstreams[2].url}"} 1`,
       );
       expect(metrics).toContain(
-        `gateway_backend_up{backend="${upstreams[2].url}"} 0`,
+        `gateway_backend_up{pool="default",backend="${upstreams[2].url}"} 0`,
       );
       expect(metrics).toMatch(
         /^gateway_retries_total\{endpoint="\/predict",reason="[a-z_]+"\} [1-9]/m,

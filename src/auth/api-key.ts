@@ -23,15 +23,16 @@ export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
 }
 
 /**
- * Compares digests (equal length) with `timingSafeEqual` against every
- * entry, without stopping at a match: the time taken tells nothing about
- * the key or which entry matched.
+ * Compares the presented key's digest (a key is hashed first) with
+ * `timingSafeEqual` against every entry's, without stopping at a match: the
+ * time taken tells nothing about the key or which entry matched.
  */
 export function matchKey<T extends { digest: Buffer }>(
-  presented: string,
+  presented: string | Buffer,
   entries: readonly T[],
 ): T | undefined {
-  const digest = keyDigest(presented);
+  const digest =
+    typeof presented === 'string' ? keyDigest(presented) : presented;
   let found: T | undefined;
   for (const entry of entries) {
     const equal = timingSafeEqual(digest, entry.digest);

@@ -4,12 +4,15 @@ import {
   Logger,
   OnModuleDestroy,
   OnModuleInit,
+  UnauthorizedException,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { ConfigValidationError } from '../config/env.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RequestState } from '../common/request-state.js';
+import { WatchedFile } from '../common/watched-file.js';
+import { configError } from '../config/env.js';
 import { securityConfig } from '../config/security.config.js';
-import { keyDigest, keyId, matchKey } from './api-key.js';
+import { keyDigest, keyId, matchKey, presentedKey } from './api-key.js';
 
 interface KeyEntry {
   digest: Buffer;
@@ -19,16 +22,20 @@ interface KeyEntry {
 /** How often API_KEYS_FILE is checked for changes (a stat, no read unless changed). */
 export const KEYS_FILE_POLL_MS = 1000;
 
+const REALM = 'Bearer realm="api-gateway"';
+
 /**
  * The accepted API keys: API_KEYS plus API_KEYS_FILE (one per line, `#`
- * comments), the file re-read when it changes (polled, so a Kubernetes
- * Secret's symlink swap is seen too). Only digests and short ids are kept.
+ * comments), the file kept current (WatchedFile). Only digests and short
+ * ids are kept. `authenticate` is the access check of the prediction path
+ * and of the gateway's own non-public routes.
  */
 @Injectable()
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   /** Access control is on when either variable is set. */
   readonly enabled: boolean;
   private entries: KeyEntry[] = [];
+  private file: WatchedFile<string[]> | undefined;
   private readonly logger = new Logger(ApiKeysService.name);
 
   constructor(
@@ -41,43 +48,64 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     if (!this.enabled) return;
-    const file = this.config.apiKeysFile;
-    let fromFile: string[] = [];
-    if (file !== undefined) {
+    const path = this.config.apiKeysFile;
+    if (path !== undefined) {
       try {
-        fromFile = readKeys(file);
+        this.file = new WatchedFile({
+          path,
+          parse: keysOf,
+          onChange: (keys) => this.use(keys, 'reloaded'),
+          // Keep the last good set: a file mid-rotation must not lock everyone out.
+          onRefused: (err) =>
+            this.logger.warn(
+              {
+                file: path,
+                error: (err as NodeJS.ErrnoException).code ?? 'unreadable',
+              },
+              'API keys file unreadable, keeping the previous keys',
+            ),
+          pollMs: KEYS_FILE_POLL_MS,
+        });
       } catch {
-        throw new ConfigValidationError(
-          `Invalid configuration: API_KEYS_FILE=${JSON.stringify(file)}; allowed: a readable file with one key per line`,
+        throw configError(
+          { API_KEYS_FILE: path },
+          'a readable file with one key per line',
         );
       }
-      watchFile(file, { interval: KEYS_FILE_POLL_MS, persistent: false }, () =>
-        this.reload(file),
-      );
     }
-    this.use(fromFile, 'loaded');
+    this.use(this.file?.current ?? [], 'loaded');
   }
 
   onModuleDestroy(): void {
-    if (this.config.apiKeysFile !== undefined)
-      unwatchFile(this.config.apiKeysFile);
+    this.file?.close();
   }
 
-  /** The short id of the key when it is one of ours, in constant time. */
-  identify(presented: string): string | undefined {
-    return matchKey(presented, this.entries)?.id;
-  }
-
-  private reload(file: string): void {
-    try {
-      this.use(readKeys(file), 'reloaded');
-    } catch (err) {
-      // Keep the last good set: a file mid-rotation must not lock everyone out.
-      this.logger.warn(
-        { file, error: (err as NodeJS.ErrnoException).code ?? 'unreadable' },
-        'API keys file unreadable, keeping the previous keys',
+  /**
+   * A known key (`Authorization: Bearer` or `X-API-Key`), else 401 with
+   * `WWW-Authenticate`; the key's short id and digest go on the request's
+   * state (access log, rate limit, cache scope).
+   */
+  authenticate(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    state: RequestState,
+  ): void {
+    const presented = presentedKey(request.headers);
+    const digest = presented === undefined ? undefined : keyDigest(presented);
+    const entry = digest && matchKey(digest, this.entries);
+    if (entry) {
+      state.keyId = entry.id;
+      state.keyDigest = digest;
+      return;
+    }
+    if (presented === undefined) {
+      reply.header('www-authenticate', REALM);
+      throw new UnauthorizedException(
+        'an API key is required (Authorization: Bearer <key> or X-API-Key)',
       );
     }
+    reply.header('www-authenticate', `${REALM}, error="invalid_token"`);
+    throw new UnauthorizedException('invalid API key');
   }
 
   private use(fromFile: string[], verb: string): void {
@@ -93,8 +121,8 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   }
 }
 
-function readKeys(file: string): string[] {
-  return readFileSync(file, 'utf8')
+function keysOf(text: string): string[] {
+  return text
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));

@@ -1,6 +1,4 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
-import { HttpAdapterHost } from '@nestjs/core';
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   STATUS_CODES,
@@ -8,14 +6,14 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { serverConfig } from '../config/server.config.js';
-import { MetricsService } from '../metrics/metrics.service.js';
-import { HTTP_METHODS, UNMATCHED_ROUTE } from './request-context.js';
+import type { EarlyRejectOptions } from './early-reject.js';
+import { errorAnswer } from './json-error.js';
+import { currentResponse } from './node-internals.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
-import { errorBody } from './http-exception.filter.js';
-import { SECURITY_HEADERS } from './security-headers.js';
-import { watchEarlyRejects } from './early-reject.js';
+import { methodLabel } from './request-labels.js';
+import { rawRequestState } from './request-state.js';
 
 /** Node's parser errors (llhttp codes) and timeouts, as status and a short reason. */
 const CLIENT_ERRORS: Record<string, [number, string]> = {
@@ -36,10 +34,6 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   HPE_INVALID_HEADER_TOKEN: [400, 'malformed header'],
 };
 
-interface SocketWithResponse extends Duplex {
-  _httpMessage?: ServerResponse | null;
-}
-
 /** Sockets whose client error is answered or waiting for earlier answers. */
 const answering = new WeakSet<Duplex>();
 /**
@@ -50,7 +44,8 @@ const answering = new WeakSet<Duplex>();
  */
 const LINGER_MS = 500;
 
-const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
+/** Counts an answer the gateway made below Fastify (no route matched it). */
+export type CountClientError = (method: string, status: number) => void;
 
 /**
  * Answers what Node rejects before Fastify sees a request (malformed request
@@ -64,65 +59,20 @@ const KNOWN_METHODS = new Set<string>(HTTP_METHODS);
  * MAX_BODY_BYTES gets its 413 without a `100 Continue` first; any other
  * expectation gets a JSON 417. A first request line without a version and
  * a chunk size over MAX_BODY_BYTES are answered as soon as read
- * (`watchEarlyRejects`).
+ * (`earlyRejects`, for watchEarlyRejects). The request pipeline installs
+ * each listener.
  */
-@Injectable()
-export class ClientErrorHandler implements OnModuleInit {
+export class ClientErrorHandler {
   private readonly logger = new Logger('ClientError');
 
   constructor(
-    private readonly adapterHost: HttpAdapterHost,
-    private readonly metrics: MetricsService,
-    @Inject(serverConfig.KEY)
-    private readonly config: ConfigType<typeof serverConfig>,
+    private readonly server: Server,
+    private readonly maxBodyBytes: number,
+    private readonly count: CountClientError,
   ) {}
 
-  onModuleInit(): void {
-    const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
-    server.removeAllListeners('clientError');
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
-      this.onClientError(err, socket),
-    );
-    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      this.answer(socket, 405, 'CONNECT is not supported', {
-        method: 'CONNECT',
-      });
-    });
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      // Over the limit: no 100, so the client never sends the body; Fastify
-      // answers the 413 from the Content-Length alone.
-      if (!(Number(req.headers['content-length']) > this.config.maxBodyBytes))
-        res.writeContinue();
-      server.emit('request', req, res);
-    });
-    server.on(
-      'checkExpectation',
-      (req: IncomingMessage, res: ServerResponse) => {
-        this.answerResponse(req, res, 417, 'unsupported Expect header');
-      },
-    );
-    watchEarlyRejects(server, {
-      maxBodyBytes: this.config.maxBodyBytes,
-      rejectVersionless: (socket) =>
-        this.answerOnce(socket, 400, 'HTTP/0.9 is not supported', 'HTTP_0_9'),
-      rejectOversizedBody: (socket) =>
-        this.answerOnce(
-          socket,
-          413,
-          'Request body is too large',
-          'CHUNK_SIZE_OVER_LIMIT',
-        ),
-      unavailable: () =>
-        this.logger.warn(
-          'Node parser hook not found: HTTP/0.9 lines and oversized chunk sizes wait for the timeouts',
-        ),
-    });
-  }
-
-  private onClientError(
-    err: NodeJS.ErrnoException,
-    socket: SocketWithResponse,
-  ): void {
+  /** Node's 'clientError': bytes it could not parse as a request. */
+  readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex) => {
     // The peer is gone (reset, or closed mid-request): nothing to answer, and
     // a request in flight counts as 499.
     const gone =
@@ -140,11 +90,57 @@ export class ClientErrorHandler implements OnModuleInit {
       'malformed request',
     ];
     this.answerOnce(socket, status, reason, err.code);
+  };
+
+  /** Node's 'connect': a CONNECT request, which a gateway does not tunnel. */
+  readonly onConnect = (_req: IncomingMessage, socket: Duplex) => {
+    this.answer(socket, 405, 'CONNECT is not supported', { method: 'CONNECT' });
+  };
+
+  /** Node's 'checkContinue': no 100 for a body over the limit, so the client never sends it. */
+  readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse) => {
+    // Fastify answers the 413 from the Content-Length alone.
+    if (!(Number(req.headers['content-length']) > this.maxBodyBytes))
+      res.writeContinue();
+    this.server.emit('request', req, res);
+  };
+
+  /** Node's 'checkExpectation': an Expect other than 100-continue. */
+  readonly onCheckExpectation = (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+    const { body, headers } = this.errorJson(
+      417,
+      'unsupported Expect header',
+      requestId,
+      methodLabel(req.method),
+    );
+    res.writeHead(417, headers);
+    res.end(body);
+  };
+
+  /** What watchEarlyRejects answers with. */
+  get earlyRejects(): EarlyRejectOptions {
+    return {
+      maxBodyBytes: this.maxBodyBytes,
+      rejectVersionless: (socket: Socket) =>
+        this.answerOnce(socket, 400, 'HTTP/0.9 is not supported', 'HTTP_0_9'),
+      rejectOversizedBody: (socket: Socket) =>
+        this.answerOnce(
+          socket,
+          413,
+          'Request body is too large',
+          'CHUNK_SIZE_OVER_LIMIT',
+        ),
+      unavailable: () =>
+        this.logger.warn(
+          'Node parser hook not found: HTTP/0.9 lines and oversized chunk sizes wait for the timeouts',
+        ),
+    };
   }
 
   /** Node reports each later chunk of bytes again: one answer per connection. */
   private answerOnce(
-    socket: SocketWithResponse,
+    socket: Duplex,
     status: number,
     reason: string,
     code: string | undefined,
@@ -160,12 +156,12 @@ export class ClientErrorHandler implements OnModuleInit {
    * answered at once, with its id.
    */
   private answerInTurn(
-    socket: SocketWithResponse,
+    socket: Duplex,
     status: number,
     reason: string,
     code: string | undefined,
   ): void {
-    const inFlight = socket._httpMessage;
+    const inFlight = currentResponse(socket);
     if (!inFlight) {
       this.answer(socket, status, reason, { code });
       return;
@@ -184,11 +180,11 @@ export class ClientErrorHandler implements OnModuleInit {
       socket.destroy();
       return;
     }
-    const info = request ? (request.gateway ??= {}) : {};
-    info.cutStatus = status;
+    const state = request ? rawRequestState(request) : undefined;
+    if (state) state.cutStatus = status;
     this.answer(socket, status, reason, {
       code,
-      requestId: info.requestId,
+      requestId: state?.requestId,
       count: false,
     });
   }
@@ -208,9 +204,16 @@ export class ClientErrorHandler implements OnModuleInit {
       socket.destroy();
       return;
     }
-    const body = this.errorJson(status, reason, requestId, method, code, count);
+    const { body, headers } = this.errorJson(
+      status,
+      reason,
+      requestId,
+      method,
+      code,
+      count,
+    );
+    headers.connection = 'close';
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
-    const headers = errorHeaders(status, body, requestId);
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     // Whatever the client still sends is not read: the connection closes
     // once the answer is flushed (or after 1 s for a client that never reads).
@@ -222,23 +225,7 @@ export class ClientErrorHandler implements OnModuleInit {
     });
   }
 
-  /** The same error on a request Node handed over as (req, res) but Fastify never saw. */
-  private answerResponse(
-    req: IncomingMessage,
-    res: ServerResponse,
-    status: number,
-    reason: string,
-  ): void {
-    const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
-    const method = KNOWN_METHODS.has(req.method ?? '')
-      ? (req.method as string)
-      : 'OTHER';
-    const body = this.errorJson(status, reason, requestId, method);
-    res.writeHead(status, errorHeaders(status, body, requestId));
-    res.end(body);
-  }
-
-  /** Counts and logs a client error; returns its JSON body. */
+  /** Counts and logs a client error; returns its answer. */
   private errorJson(
     status: number,
     reason: string,
@@ -246,32 +233,14 @@ export class ClientErrorHandler implements OnModuleInit {
     method: string,
     code?: string,
     count = true,
-  ): string {
-    if (count) {
-      this.metrics.httpRequests
-        .labels(method, UNMATCHED_ROUTE, String(status))
-        .inc();
-    }
+  ) {
+    if (count) this.count(method, status);
     this.logger.warn(
       { request_id: requestId, status, error: code ?? reason },
       `client error: ${reason}`,
     );
-    return JSON.stringify(errorBody(status, reason, requestId));
+    const answer = errorAnswer(status, reason, requestId);
+    if (status === 405) answer.headers.allow = 'GET, HEAD, POST';
+    return answer;
   }
-}
-
-function errorHeaders(
-  status: number,
-  body: string,
-  requestId: string,
-): Record<string, string> {
-  const headers: Record<string, string> = {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(body)),
-    [REQUEST_ID_HEADER]: requestId,
-  };
-  if (status === 405) headers.allow = 'GET, HEAD, POST';
-  Object.assign(headers, SECURITY_HEADERS);
-  headers.connection = 'close';
-  return headers;
 }

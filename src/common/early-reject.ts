@@ -1,27 +1,11 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { bodyStart, ChunkedFraming } from './chunked-framing.js';
-
-/**
- * Node's HTTP parser (the C++ binding, not in @types/node): after each read
- * it has parsed, it calls the function in one numeric slot (the server's
- * `onParserExecute`, bound per connection), and during that call
- * `getCurrentBuffer()` returns a copy of the bytes of that read.
- */
-interface HttpParser {
-  [slot: number]: unknown;
-  socket: Socket | null;
-  getCurrentBuffer(): Buffer;
-}
-
-type SocketWithParser = Socket & {
-  parser?: HttpParser | null;
-  _httpMessage?: ServerResponse | null;
-};
-
-type ExecuteHook = (ret: unknown) => unknown;
-
-const EXECUTE_HOOK_NAME = 'bound onParserExecute';
+import {
+  currentResponse,
+  type ExecuteHook,
+  ParserHook,
+} from './node-internals.js';
 
 /** A request line ending in a version; anything else is HTTP/0.9 or garbage. */
 const VERSIONED_LINE = / HTTP\/\d\.\d\r?$/;
@@ -58,18 +42,17 @@ export function watchEarlyRejects(
 ): void {
   const watches = new WeakMap<Socket, ConnectionWatch>();
   let slot = -1;
-  const onConnection = (socket: SocketWithParser) => {
-    const parser = socket.parser;
-    if (!parser) return;
-    if (slot < 0 || !isExecuteHook(parser[slot]))
-      slot = findExecuteSlot(parser);
-    if (slot < 0) {
+  const onConnection = (socket: Socket) => {
+    if (!ParserHook.hasParser(socket)) return;
+    const hook = ParserHook.of(socket, slot);
+    if (!hook) {
       server.off('connection', onConnection);
       server.off('request', onRequest);
       options.unavailable();
       return;
     }
-    watches.set(socket, new ConnectionWatch(socket, parser, slot, options));
+    slot = hook.slot;
+    watches.set(socket, new ConnectionWatch(socket, hook, options));
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const coding = req.headers['transfer-encoding'];
@@ -88,22 +71,12 @@ const CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 /** Methods whose body Fastify never reads (so the limit does not apply). */
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE']);
 
-function isExecuteHook(value: unknown): value is ExecuteHook {
-  return typeof value === 'function' && value.name === EXECUTE_HOOK_NAME;
-}
-
-function findExecuteSlot(parser: HttpParser): number {
-  for (let i = 0; i < 16; i++) if (isExecuteHook(parser[i])) return i;
-  return -1;
-}
-
 interface ChunkedRequest {
   req: IncomingMessage;
   res: ServerResponse;
 }
 
 class ConnectionWatch {
-  private readonly original: ExecuteHook;
   /** Row 9: the end of the first request line read so far; null once it is whole. */
   private firstLineTail: string | null = '';
   private firstRead = true;
@@ -113,32 +86,25 @@ class ConnectionWatch {
   private current: (ChunkedRequest & { framing: ChunkedFraming }) | null = null;
 
   constructor(
-    private readonly socket: SocketWithParser,
-    private readonly parser: HttpParser,
-    private readonly slot: number,
+    private readonly socket: Socket,
+    private readonly parser: ParserHook,
     private readonly options: EarlyRejectOptions,
   ) {
-    this.original = parser[slot] as ExecuteHook;
-    parser[slot] = this.hook;
+    parser.install(this.hook);
   }
 
   /** Called (synchronously, while Node parses a read) for a chunked request on this connection. */
   armChunked(req: IncomingMessage, res: ServerResponse): void {
     // The parser may serve another connection by now.
-    if (
-      this.socket.parser !== this.parser ||
-      this.parser.socket !== this.socket
-    )
-      return;
+    if (!this.parser.current) return;
     // Never called back (a socket read from JavaScript): keep nothing.
     if (this.arriving.length >= 16) return;
     this.arriving.push({ req, res });
-    if (this.parser[this.slot] === this.original)
-      this.parser[this.slot] = this.hook;
+    this.parser.install(this.hook);
   }
 
   private readonly hook: ExecuteHook = (ret) => {
-    const result = this.original(ret);
+    const result = this.parser.original(ret);
     try {
       this.inspect(ret);
     } catch {
@@ -154,7 +120,7 @@ class ConnectionWatch {
     // A parse error was answered by the client-error handler; an upgrade
     // took the socket; a short parse leaves the position unknown.
     if (!this.socket.writable || typeof ret !== 'number') return this.stop();
-    const buf = this.parser.getCurrentBuffer();
+    const buf = this.parser.currentBuffer();
     if (ret !== buf.length) return this.stop();
     if (this.firstLineTail !== null) this.checkFirstLine(buf);
     if (this.current !== null || this.arriving.length > 0)
@@ -179,7 +145,7 @@ class ConnectionWatch {
     }
     this.firstLineTail = null;
     // A request already handed over (`GET /\r\n\r\n`) is answered as one.
-    if (!VERSIONED_LINE.test(tail) && !this.socket._httpMessage) {
+    if (!VERSIONED_LINE.test(tail) && !currentResponse(this.socket)) {
       this.stop();
       this.options.rejectVersionless(this.socket);
     }
@@ -234,7 +200,6 @@ class ConnectionWatch {
   }
 
   private restore(): void {
-    if (this.parser[this.slot] === this.hook)
-      this.parser[this.slot] = this.original;
+    this.parser.restore(this.hook);
   }
 }

@@ -9,28 +9,14 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
-import { HTTP_METHODS, pathOf } from './request-context.js';
-import { REQUEST_ID_HEADER } from './request-id.js';
-import { SECURITY_HEADERS } from './security-headers.js';
-
-/** Longest error message: a short reason, never a backend's text or a long echo. */
-const MAX_MESSAGE_LENGTH = 200;
-
-/** The one JSON error shape of the gateway. */
-export interface ErrorBody {
-  statusCode: number;
-  error: string;
-  message: string;
-  /** A machine-readable reason when the status alone is not enough (e.g. `overloaded`). */
-  code?: string;
-  request_id: string;
-}
+import { errorAnswer } from './json-error.js';
+import { HTTP_METHODS, pathOf } from './request-labels.js';
 
 /**
  * Maps every error (Nest HttpExceptions, Fastify's own errors such as 413 or
- * 400, unknown failures) to `ErrorBody`, with the request id in body and
- * header. A 404 on a path that exists for other methods becomes 405 + Allow.
+ * 400, unknown failures) to the one JSON error shape, with the request id in
+ * body and header. A 404 on a path that exists for other methods becomes
+ * 405 + Allow.
  */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -62,13 +48,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
       reply.raw.destroy();
       return;
     }
-    const body = errorBody(status, message, request.id, code);
-    void reply
-      .code(status)
-      .headers(SECURITY_HEADERS)
-      .header(REQUEST_ID_HEADER, request.id)
-      .header('content-type', 'application/json; charset=utf-8')
-      .send(JSON.stringify(body));
+    const { body, headers } = errorAnswer(status, message, request.id, code);
+    void reply.code(status).headers(headers).send(body);
   }
 
   private allowedMethods(url: string): string[] {
@@ -79,22 +60,6 @@ export class HttpExceptionFilter implements ExceptionFilter {
       instance.hasRoute({ method, url: path }),
     );
   }
-}
-
-/** The one error shape, for every answer the gateway makes itself. */
-export function errorBody(
-  status: number,
-  message: string,
-  requestId: string,
-  code?: string,
-): ErrorBody {
-  return {
-    statusCode: status,
-    error: STATUS_CODES[status] ?? 'Error',
-    message: message.slice(0, MAX_MESSAGE_LENGTH),
-    ...(code === undefined ? {} : { code }),
-    request_id: requestId,
-  };
 }
 
 function describe(exception: unknown): { status: number; message: string } {

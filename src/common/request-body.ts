@@ -67,3 +67,21 @@ export function dispatchBody(
     ? Readable.from(body, { objectMode: false })
     : body;
 }
+
+/** The bytes of a body as read, whichever form it has (for span attributes). */
+export function requestBodySize(request: {
+  body: unknown;
+  headers: { 'content-length'?: string };
+}): number | undefined {
+  const body = request.body;
+  if (Buffer.isBuffer(body)) return body.length;
+  if (Array.isArray(body)) {
+    let size = 0;
+    for (const chunk of body as Buffer[]) size += chunk.length;
+    return size;
+  }
+  const length = Number(request.headers['content-length']);
+  return request.headers['content-length'] && Number.isInteger(length)
+    ? length
+    : undefined;
+}

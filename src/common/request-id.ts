@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import './request-context.js';
+import { openRequestState } from './request-state.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -13,10 +13,11 @@ export function requestIdFor(header: string | string[] | undefined): string {
     : randomUUID();
 }
 
-/** Fastify's `genReqId`: the id every log line, header and metric of the request uses. */
+/**
+ * Fastify's `genReqId`, the first code a request meets: the id every log
+ * line, header and metric of the request uses, and the request's state.
+ */
 export function genReqId(req: IncomingMessage): string {
-  const id = requestIdFor(req.headers[REQUEST_ID_HEADER]);
-  // Kept on the raw request too, for answers written below Fastify (client errors).
-  (req.gateway ??= {}).requestId = id;
-  return id;
+  return openRequestState(req, requestIdFor(req.headers[REQUEST_ID_HEADER]))
+    .requestId;
 }

@@ -1,11 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import {
-  ConfigValidationError,
-  booleanString,
-  intInRange,
-  parseEnv,
-} from './env.js';
+import { booleanString, configError, intInRange, parseEnv } from './env.js';
 
 export const BACKEND_ENV_DEFAULTS = {
   BACKEND_URL: 'http://sentiment-api-service:80',
@@ -66,8 +61,9 @@ export const backendConfig = registerAs('backend', () => {
   const bothSet =
     Boolean(process.env.BACKEND_URL) && Boolean(process.env.BACKEND_URLS);
   if (bothSet) {
-    throw new ConfigValidationError(
-      `Invalid configuration: BACKEND_URLS=${JSON.stringify(process.env.BACKEND_URLS)}; allowed: unset when BACKEND_URL is set (use one of the two)`,
+    throw configError(
+      { BACKEND_URLS: process.env.BACKEND_URLS },
+      'unset when BACKEND_URL is set (use one of the two)',
     );
   }
   const env = parseEnv(
@@ -101,8 +97,9 @@ export const backendConfig = registerAs('backend', () => {
     BACKEND_ENV_DEFAULTS,
   );
   if (env.ADAPTIVE_MIN_CONCURRENCY > env.ADAPTIVE_MAX_CONCURRENCY) {
-    throw new ConfigValidationError(
-      `Invalid configuration: ADAPTIVE_MIN_CONCURRENCY="${env.ADAPTIVE_MIN_CONCURRENCY}"; allowed: at most ADAPTIVE_MAX_CONCURRENCY (${env.ADAPTIVE_MAX_CONCURRENCY})`,
+    throw configError(
+      { ADAPTIVE_MIN_CONCURRENCY: env.ADAPTIVE_MIN_CONCURRENCY },
+      `at most ADAPTIVE_MAX_CONCURRENCY (${env.ADAPTIVE_MAX_CONCURRENCY})`,
     );
   }
   const urls = env.BACKEND_URLS
@@ -147,16 +144,15 @@ function parseUrlList(raw: string): string[] {
       ? new URL(url).origin + new URL(url).pathname.replace(/\/+$/, '')
       : url;
     if (!ok || seen.has(key)) {
-      throw new ConfigValidationError(
-        `Invalid configuration: BACKEND_URLS=${JSON.stringify(raw)}; allowed: a comma-separated list of distinct http(s) URLs (bad entry: ${JSON.stringify(url)})`,
+      throw configError(
+        { BACKEND_URLS: raw },
+        `a comma-separated list of distinct http(s) URLs (bad entry: ${JSON.stringify(url)})`,
       );
     }
     seen.add(key);
   }
   if (urls.length === 0) {
-    throw new ConfigValidationError(
-      `Invalid configuration: BACKEND_URLS=${JSON.stringify(raw)}; allowed: at least one http(s) URL`,
-    );
+    throw configError({ BACKEND_URLS: raw }, 'at least one http(s) URL');
   }
   return urls;
 }

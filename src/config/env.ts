@@ -5,6 +5,23 @@ export class ConfigValidationError extends Error {
   override readonly name = 'ConfigValidationError';
 }
 
+/**
+ * The one line a bad setting stops the process with: each variable named
+ * with its value (JSON-quoted, `(unset)` when absent), then what is allowed.
+ */
+export function configError(
+  settings: Record<string, string | number | undefined>,
+  allowed: string,
+): ConfigValidationError {
+  const shown = Object.entries(settings).map(
+    ([name, value]) =>
+      `${name}=${value === undefined ? '(unset)' : JSON.stringify(String(value))}`,
+  );
+  return new ConfigValidationError(
+    `Invalid configuration: ${shown.join(' and ')}; allowed: ${allowed}`,
+  );
+}
+
 export const intInRange = (min: number, max: number) =>
   z
     .string()
@@ -35,10 +52,7 @@ export function parseEnv<S extends z.ZodRawShape>(
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const name = String(issue.path[0]);
-  const value = input[name];
-  throw new ConfigValidationError(
-    `Invalid configuration: ${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}; allowed: ${allowedText(issue)}`,
-  );
+  throw configError({ [name]: input[name] }, allowedText(issue));
 }
 
 function allowedText(issue: z.core.$ZodIssue): string {

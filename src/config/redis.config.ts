@@ -1,11 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import {
-  booleanString,
-  ConfigValidationError,
-  intInRange,
-  parseEnv,
-} from './env.js';
+import { booleanString, configError, intInRange, parseEnv } from './env.js';
 
 export const REDIS_ENV_DEFAULTS = {
   REDIS_URL: '',
@@ -63,12 +58,11 @@ export const redisConfig = registerAs('redis', () => {
   );
   const set = TOPOLOGY_VARS.filter((name) => env[name].length > 0);
   if (set.length > 1) {
-    const shown = set.map(
-      (name) =>
-        `${name}=${JSON.stringify(redactUrl(String(process.env[name]).trim()))}`,
-    );
-    throw new ConfigValidationError(
-      `Invalid configuration: ${shown.join(' and ')}; allowed: at most one of ${TOPOLOGY_VARS.join(', ')} (a single Redis, Sentinel or Cluster)`,
+    throw configError(
+      Object.fromEntries(
+        set.map((name) => [name, redactUrl(String(process.env[name]).trim())]),
+      ),
+      `at most one of ${TOPOLOGY_VARS.join(', ')} (a single Redis, Sentinel or Cluster)`,
     );
   }
   let topology: RedisTopology | undefined;
@@ -138,8 +132,9 @@ function redisUrl(raw: string): string {
   ) {
     return raw;
   }
-  throw new ConfigValidationError(
-    `Invalid configuration: REDIS_URL=${JSON.stringify(redactUrl(raw))}; allowed: redis://[user:password@]host[:port][/db] or rediss://... (TLS)`,
+  throw configError(
+    { REDIS_URL: redactUrl(raw) },
+    'redis://[user:password@]host[:port][/db] or rediss://... (TLS)',
   );
 }
 

@@ -15,14 +15,12 @@ import {
 } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
 import { BackendHealthIndicator } from '../proxy/backend.indicator.js';
-import { Public } from '../auth/public.decorator.js';
 import { RequestIdInterceptor } from '../common/request-id.interceptor.js';
 import { backendConfig } from '../config/backend.config.js';
 import { RedisHealthIndicator } from '../redis/redis.indicator.js';
 import { ShutdownService } from './shutdown.service.js';
 
-// Probes stay open whatever the access settings.
-@Public()
+// Probes stay open whatever the access settings: no access guard here.
 @UseInterceptors(RequestIdInterceptor)
 @Controller('health')
 export class HealthController {

@@ -4,23 +4,14 @@ import {
   Injectable,
   Logger,
   OnApplicationShutdown,
-  OnModuleInit,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { currentResponse } from '../common/node-internals.js';
 import { serverConfig } from '../config/server.config.js';
-
-/** Node's own link from a connection to the answer it is writing. */
-interface ServerSocket extends Socket {
-  _httpMessage?: ServerResponse | null;
-}
-
-function answerThenClose(_req: IncomingMessage, res: ServerResponse): void {
-  res.setHeader('connection', 'close');
-}
 
 /**
  * Draining: readiness fails from the first moment of shutdown, the listener
@@ -36,11 +27,11 @@ function answerThenClose(_req: IncomingMessage, res: ServerResponse): void {
  */
 @Injectable()
 export class ShutdownService
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+  implements BeforeApplicationShutdown, OnApplicationShutdown
 {
   private readonly logger = new Logger(ShutdownService.name);
   /** Open client connections (per connection, nothing per request). */
-  private readonly sockets = new Set<ServerSocket>();
+  private readonly sockets = new Set<Socket>();
   private draining = false;
   private forceClose?: NodeJS.Timeout;
 
@@ -50,20 +41,29 @@ export class ShutdownService
     private readonly adapterHost: HttpAdapterHost,
   ) {}
 
-  onModuleInit(): void {
-    const sockets = this.sockets;
-    function forget(this: ServerSocket): void {
-      sockets.delete(this);
-    }
-    this.server().on('connection', (socket: ServerSocket) => {
-      sockets.add(socket);
-      socket.once('close', forget);
-    });
-  }
-
   get isDraining(): boolean {
     return this.draining;
   }
+
+  /** Server 'connection': keeps the open connections, to close them when draining. */
+  readonly trackConnection = (socket: Socket): void => {
+    this.sockets.add(socket);
+    socket.once('close', this.forget);
+  };
+
+  /** One listener for every connection's close (no closure per connection). */
+  private readonly forget = ((sockets: Set<Socket>) =>
+    function (this: Socket): void {
+      sockets.delete(this);
+    })(this.sockets);
+
+  /** Server 'request' (first listener): while draining, the answer closes its connection. */
+  readonly closeWhenDraining = (
+    _req: IncomingMessage,
+    res: ServerResponse,
+  ): void => {
+    if (this.draining) res.setHeader('connection', 'close');
+  };
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.draining = true;
@@ -75,11 +75,10 @@ export class ShutdownService
       },
       'shutdown started: readiness now fails',
     );
-    const server = this.server();
-    server.prependListener('request', answerThenClose);
     for (const socket of this.sockets) this.closeWhenAnswered(socket);
     if (this.config.shutdownDelayMs > 0)
       await sleep(this.config.shutdownDelayMs);
+    const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     this.forceClose = setTimeout(() => {
       this.logger.warn('drain timeout reached: closing remaining connections');
       server.closeAllConnections();
@@ -93,8 +92,8 @@ export class ShutdownService
    * not yet begun once it says `Connection: close`; one already streaming
    * is followed to its end.
    */
-  private closeWhenAnswered(socket: ServerSocket): void {
-    const answer = socket._httpMessage;
+  private closeWhenAnswered(socket: Socket): void {
+    const answer = currentResponse(socket);
     if (!answer) return;
     if (!answer.headersSent) {
       answer.setHeader('connection', 'close');
@@ -102,13 +101,9 @@ export class ShutdownService
     }
     // Node hands the socket to the next pipelined answer before 'close'.
     answer.once('close', () => {
-      if (socket._httpMessage) this.closeWhenAnswered(socket);
+      if (currentResponse(socket)) this.closeWhenAnswered(socket);
       else socket.destroy();
     });
-  }
-
-  private server(): Server {
-    return this.adapterHost.httpAdapter.getHttpServer() as Server;
   }
 
   onApplicationShutdown(signal?: string): void {

@@ -3,7 +3,7 @@ import type { ConfigType } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { destination, stdTimeFunctions } from 'pino';
 import { loggingConfig } from '../config/logging.config.js';
-import { AccessLogHook } from './access-log.hook.js';
+import { AccessLog } from './access-log.js';
 
 export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
 
@@ -14,7 +14,7 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
       useFactory: (config: ConfigType<typeof loggingConfig>) => ({
         // No pino-http middleware on any route: a child logger per request
         // cost more than the rest of the log line. Nest's own logs go through
-        // the root logger; the access line is AccessLogHook's.
+        // the root logger; the access line is AccessLog's.
         forRoutes: [],
         pinoHttp: [
           {
@@ -49,6 +49,7 @@ export const REDACTED_HEADERS = ['authorization', 'cookie', 'x-api-key'];
       }),
     }),
   ],
-  providers: [AccessLogHook],
+  providers: [AccessLog],
+  exports: [AccessLog],
 })
 export class LoggingModule {}

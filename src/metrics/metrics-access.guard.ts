@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { keyDigest, matchKey, presentedKey } from '../auth/api-key.js';
 import { securityConfig } from '../config/security.config.js';
+import { METRICS_CHALLENGE, MetricsAccess } from './metrics-access.js';
 
 /**
  * `/metrics` on the main port: absent (404) when METRICS_PORT serves it
@@ -18,16 +18,13 @@ import { securityConfig } from '../config/security.config.js';
 @Injectable()
 export class MetricsAccessGuard implements CanActivate {
   private readonly movedAway: boolean;
-  private readonly keys: { digest: Buffer }[];
+  private readonly access: MetricsAccess;
 
   constructor(
     @Inject(securityConfig.KEY) config: ConfigType<typeof securityConfig>,
   ) {
     this.movedAway = config.metricsPort !== undefined;
-    this.keys =
-      config.metricsApiKey === undefined
-        ? []
-        : [{ digest: keyDigest(config.metricsApiKey) }];
+    this.access = new MetricsAccess(config.metricsApiKey);
   }
 
   canActivate(context: ExecutionContext): boolean {
@@ -36,12 +33,10 @@ export class MetricsAccessGuard implements CanActivate {
     if (this.movedAway) {
       throw new NotFoundException(`Cannot ${request.method} /metrics`);
     }
-    if (this.keys.length === 0) return true;
-    const presented = presentedKey(request.headers);
-    if (presented !== undefined && matchKey(presented, this.keys)) return true;
+    if (this.access.allows(request.headers)) return true;
     http
       .getResponse<FastifyReply>()
-      .header('www-authenticate', 'Bearer realm="metrics"');
+      .header('www-authenticate', METRICS_CHALLENGE);
     throw new UnauthorizedException('a metrics key is required');
   }
 }

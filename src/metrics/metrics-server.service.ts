@@ -15,11 +15,11 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { register } from 'prom-client';
-import { keyDigest, matchKey, presentedKey } from '../auth/api-key.js';
-import { errorBody } from '../common/http-exception.filter.js';
+import { errorAnswer } from '../common/json-error.js';
 import { SECURITY_HEADERS } from '../common/security-headers.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
+import { METRICS_CHALLENGE, MetricsAccess } from './metrics-access.js';
 
 /**
  * With METRICS_PORT set, `/metrics` is served on that port only (same HOST),
@@ -32,7 +32,7 @@ export class MetricsServer
 {
   private server?: Server;
   private readonly logger = new Logger(MetricsServer.name);
-  private readonly keys: { digest: Buffer }[];
+  private readonly access: MetricsAccess;
 
   constructor(
     @Inject(securityConfig.KEY)
@@ -40,10 +40,7 @@ export class MetricsServer
     @Inject(serverConfig.KEY)
     private readonly serverOptions: ConfigType<typeof serverConfig>,
   ) {
-    this.keys =
-      security.metricsApiKey === undefined
-        ? []
-        : [{ digest: keyDigest(security.metricsApiKey) }];
+    this.access = new MetricsAccess(security.metricsApiKey);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -77,12 +74,9 @@ export class MetricsServer
       res.setHeader('allow', 'GET, HEAD');
       return error(res, 405, `Method ${req.method} not allowed on this path`);
     }
-    if (this.keys.length > 0) {
-      const presented = presentedKey(req.headers);
-      if (presented === undefined || !matchKey(presented, this.keys)) {
-        res.setHeader('www-authenticate', 'Bearer realm="metrics"');
-        return error(res, 401, 'a metrics key is required');
-      }
+    if (!this.access.allows(req.headers)) {
+      res.setHeader('www-authenticate', METRICS_CHALLENGE);
+      return error(res, 401, 'a metrics key is required');
     }
     const body = await register.metrics();
     res.writeHead(200, {
@@ -94,11 +88,7 @@ export class MetricsServer
 }
 
 function error(res: ServerResponse, status: number, message: string): void {
-  const requestId = randomUUID();
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'x-request-id': requestId,
-    ...SECURITY_HEADERS,
-  });
-  res.end(JSON.stringify(errorBody(status, message, requestId)));
+  const { body, headers } = errorAnswer(status, message, randomUUID());
+  res.writeHead(status, headers);
+  res.end(body);
 }

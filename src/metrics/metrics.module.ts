@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { HttpMetricsHook } from './http-metrics.hook.js';
+import { HttpMetrics } from './http-metrics.js';
 import { MetricsController } from './metrics.controller.js';
 import { MetricsServer } from './metrics-server.service.js';
 import { MetricsService } from './metrics.service.js';
@@ -14,7 +14,7 @@ import { MetricsService } from './metrics.service.js';
       defaultMetrics: { enabled: true },
     }),
   ],
-  providers: [MetricsService, HttpMetricsHook, MetricsServer],
-  exports: [MetricsService],
+  providers: [MetricsService, HttpMetrics, MetricsServer],
+  exports: [MetricsService, HttpMetrics],
 })
 export class MetricsModule {}

@@ -23,7 +23,9 @@ const QUEUE_BUCKETS = [
  * The gateway's own metrics on prom-client's default registry (the one
  * PrometheusModule serves). Names and label names are the Go gateway's, so
  * its dashboards and alerts keep working. Every label value is bounded: routes,
- * configured backends, status codes.
+ * configured backends, status codes. `pool` names a backend pool: `default`
+ * (BACKEND_URL(S)) or `model/version` (ROUTES_FILE); a reload removes the
+ * series of the pools and backends it retired.
  */
 @Injectable()
 export class MetricsService {
@@ -52,12 +54,12 @@ export class MetricsService {
   readonly backendUp = gauge({
     name: 'gateway_backend_up',
     help: '1 when the backend takes traffic (healthy and not ejected)',
-    labelNames: ['backend'],
+    labelNames: ['pool', 'backend'],
   });
   readonly backendInflight = gauge({
     name: 'gateway_backend_inflight',
     help: 'Requests in flight to the backend',
-    labelNames: ['backend'],
+    labelNames: ['pool', 'backend'],
   });
   readonly backendEjections = counter({
     name: 'gateway_backend_ejections_total',
@@ -118,7 +120,8 @@ export class MetricsService {
   });
   readonly queueDepth = gauge({
     name: 'gateway_queue_depth',
-    help: 'Requests waiting for a backend slot (BACKEND_MAX_CONCURRENCY)',
+    help: 'Requests waiting for a backend slot (BACKEND_MAX_CONCURRENCY), per pool',
+    labelNames: ['pool'],
   });
   readonly queueWait = histogram({
     name: 'gateway_queue_wait_seconds',
@@ -133,7 +136,7 @@ export class MetricsService {
   readonly backendConcurrencyLimit = gauge({
     name: 'gateway_backend_concurrency_limit',
     help: 'Requests the backend may have in flight (fixed, or learned with BACKEND_MAX_CONCURRENCY=auto)',
-    labelNames: ['backend'],
+    labelNames: ['pool', 'backend'],
   });
 }
 

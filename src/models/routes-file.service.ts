@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { EventEmitter } from 'node:events';
-import { unwatchFile, watchFile } from 'node:fs';
+import { WatchedFile } from '../common/watched-file.js';
 import { ConfigValidationError } from '../config/env.js';
 import { modelsConfig } from '../config/models.config.js';
 import {
-  readRoutesFile,
+  parseRoutes,
   RoutesFileError,
   type RoutesSpec,
 } from './routes-file.js';
@@ -22,59 +22,53 @@ interface RoutesEvents {
 
 /**
  * ROUTES_FILE: read and validated at boot (a bad file stops the process with
- * one line per problem), then polled like API_KEYS_FILE, so the symlink swap
- * of a Kubernetes ConfigMap is seen too. A bad new version is refused with a
- * log line and the last good one stays.
+ * one line per problem), then kept current (WatchedFile). A bad new version
+ * is refused with a log line and the last good one stays.
  */
 @Injectable()
 export class RoutesFileService implements OnModuleDestroy {
   readonly events = new EventEmitter<RoutesEvents>();
   private readonly logger = new Logger(RoutesFileService.name);
-  private spec: RoutesSpec | undefined;
+  private readonly file: WatchedFile<RoutesSpec> | undefined;
 
   constructor(
-    @Inject(modelsConfig.KEY)
-    private readonly config: ConfigType<typeof modelsConfig>,
+    @Inject(modelsConfig.KEY) config: ConfigType<typeof modelsConfig>,
   ) {
-    const file = config.routesFile;
-    if (file === undefined) return;
+    const path = config.routesFile;
+    if (path === undefined) return;
     try {
-      this.spec = readRoutesFile(file);
+      this.file = new WatchedFile({
+        path,
+        parse: (text) => parseRoutes(text, path),
+        onChange: (spec) => this.events.emit('change', spec),
+        onRefused: (err) => this.refused(routesFileError(path, err)),
+        pollMs: ROUTES_FILE_POLL_MS,
+      });
     } catch (err) {
-      if (err instanceof RoutesFileError)
-        throw new ConfigValidationError(err.message);
-      throw err;
+      throw new ConfigValidationError(routesFileError(path, err).message);
     }
-    watchFile(file, { interval: ROUTES_FILE_POLL_MS, persistent: false }, () =>
-      this.reload(file),
-    );
   }
 
   /** The routes in force; undefined without ROUTES_FILE. */
   current(): RoutesSpec | undefined {
-    return this.spec;
+    return this.file?.current;
   }
 
   onModuleDestroy(): void {
-    if (this.config.routesFile !== undefined)
-      unwatchFile(this.config.routesFile);
+    this.file?.close();
   }
 
-  private reload(file: string): void {
-    let spec: RoutesSpec;
-    try {
-      spec = readRoutesFile(file);
-    } catch (err) {
-      const errors =
-        err instanceof RoutesFileError ? err.errors : [String(err)];
-      this.logger.warn(
-        { file, errors },
-        `routes file refused, keeping the previous routes: ${errors[0]}`,
-      );
-      this.events.emit('refused', errors);
-      return;
-    }
-    this.spec = spec;
-    this.events.emit('change', spec);
+  private refused(err: RoutesFileError): void {
+    this.logger.warn(
+      { file: err.file, errors: err.errors },
+      `routes file refused, keeping the previous routes: ${err.errors[0]}`,
+    );
+    this.events.emit('refused', err.errors);
   }
+}
+
+function routesFileError(file: string, err: unknown): RoutesFileError {
+  if (err instanceof RoutesFileError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+  return new RoutesFileError(file, [`cannot be read (${code})`]);
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { httpUrl } from '../config/backend.config.js';
@@ -112,18 +111,7 @@ export class RoutesFileError extends Error {
   }
 }
 
-/** Reads and validates ROUTES_FILE; throws RoutesFileError with every problem found. */
-export function readRoutesFile(file: string): RoutesSpec {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new RoutesFileError(file, [`cannot be read (${code})`]);
-  }
-  return parseRoutes(text, file);
-}
-
+/** Parses and validates a routes file's text; throws RoutesFileError with every problem found. */
 export function parseRoutes(text: string, file: string): RoutesSpec {
   let document: unknown;
   try {

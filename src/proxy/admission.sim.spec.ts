@@ -1,7 +1,8 @@
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { Admission, OverloadedException } from './admission.js';
-import type { Backend } from './backend-pool.js';
+import type { Backend } from './backend.js';
+import { PoolMetrics } from './pool-metrics.js';
 
 /**
  * A deterministic discrete-event simulation of issue 11's overload scenario,
@@ -107,7 +108,7 @@ async function simulate(options: SimOptions): Promise<SimResult> {
       candidates: () => [backend],
       choose: (free) => free[0],
     },
-    new MetricsService(),
+    new PoolMetrics(new MetricsService(), 'default'),
     {
       ...backendConfig(),
       timeoutMs: deadlineMs,

@@ -1,10 +1,10 @@
 import { ServiceUnavailableException } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import type { Gauge } from 'prom-client';
 import { backendConfig } from '../config/backend.config.js';
-import type { MetricsService } from '../metrics/metrics.service.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
-import type { Backend } from './backend-pool.js';
+import type { Backend } from './backend.js';
+import { BackendSlot } from './backend-slot.js';
+import type { PoolMetrics } from './pool-metrics.js';
 
 export type ShedReason = 'queue_full' | 'queue_timeout' | 'deadline';
 
@@ -17,20 +17,6 @@ export class OverloadedException extends ServiceUnavailableException {
   ) {
     super(message, { errorCode: 'overloaded' });
   }
-}
-
-/** One backend's share of admission: its limit, what it has in flight, its recent latency. */
-interface Slot {
-  fixed: number;
-  adaptive: AdaptiveLimit | undefined;
-  active: number;
-  /** Smoothed latency of answers and timeouts, ms (RFC 6298's SRTT; 0: none yet). */
-  latencyMs: number;
-  /** Its smoothed mean deviation, ms (RFC 6298's RTTVAR). */
-  deviationMs: number;
-  /** Latencies tracked so far (up to SETTLED_SAMPLES). */
-  samples: number;
-  readonly limitGauge: Gauge.Internal<'backend'>;
 }
 
 /**
@@ -60,19 +46,6 @@ interface Waiter {
   onAbort: () => void;
 }
 
-// RFC 6298's retransmission timeout estimator: SRTT and RTTVAR gains, and
-// SRTT + 4 x RTTVAR as the latency an answer can take.
-const LATENCY_GAIN = 1 / 8;
-const DEVIATION_GAIN = 1 / 4;
-const DEVIATIONS = 4;
-/**
- * Answers before the estimate may refuse a request at the door: the first
- * ones carry connection set-up and a cold process (and RTTVAR starts at half
- * the first answer), so one slow first answer would refuse requests a warm
- * backend serves easily. Until then the queue's timers still hold the deadline.
- */
-const SETTLED_SAMPLES = 5;
-
 /**
  * Admission control in front of the backends (BACKEND_MAX_CONCURRENCY): each
  * backend takes at most its limit (fixed, or learned by `AdaptiveLimit`); a
@@ -86,15 +59,16 @@ const SETTLED_SAMPLES = 5;
  * a pool has none and the proxy's only cost is that `undefined` check.
  */
 export class Admission {
-  private readonly slots = new Map<Backend, Slot>();
+  private readonly slots = new Map<Backend, BackendSlot>();
   private readonly queue: Waiter[] = [];
   private readonly retryAfterSeconds: number;
 
   constructor(
     private readonly pool: AdmittingPool,
-    private readonly metrics: MetricsService,
+    private readonly metrics: PoolMetrics,
     private readonly config: ConfigType<typeof backendConfig>,
   ) {
+    metrics.queueDepth.set(0);
     this.retryAfterSeconds = Math.max(
       1,
       Math.ceil(config.queueTimeoutMs / 1000),
@@ -107,17 +81,14 @@ export class Admission {
               maxLimit: config.adaptiveMaxConcurrency,
             })
           : undefined;
-      const slot: Slot = {
-        fixed: config.maxConcurrency === 'auto' ? 0 : config.maxConcurrency,
-        adaptive,
-        active: 0,
-        latencyMs: 0,
-        deviationMs: 0,
-        samples: 0,
-        limitGauge: metrics.backendConcurrencyLimit.labels(backend.url),
-      };
-      slot.limitGauge.set(limitOf(slot));
-      this.slots.set(backend, slot);
+      this.slots.set(
+        backend,
+        new BackendSlot(
+          config.maxConcurrency === 'auto' ? 0 : config.maxConcurrency,
+          adaptive,
+          metrics.concurrencyLimit(backend.url),
+        ),
+      );
     }
   }
 
@@ -128,7 +99,7 @@ export class Admission {
 
   /** The current limit of a backend (fixed or learned). */
   limit(backend: Backend): number {
-    return limitOf(this.slot(backend));
+    return this.slot(backend).limit;
   }
 
   /**
@@ -155,24 +126,7 @@ export class Admission {
    * failure, or a slot unused) does not.
    */
   release(backend: Backend, latencyMs?: number, timedOut = false): void {
-    const slot = this.slot(backend);
-    if (latencyMs !== undefined) {
-      // A timeout says the answer takes longer than `latencyMs`: news only
-      // when that is above the latency known.
-      if (!timedOut || latencyMs > slot.latencyMs) track(slot, latencyMs);
-      if (slot.adaptive) {
-        const before = slot.adaptive.limit;
-        slot.adaptive.sample(
-          performance.now() - latencyMs,
-          latencyMs,
-          slot.active,
-          timedOut,
-        );
-        if (slot.adaptive.limit !== before)
-          slot.limitGauge.set(slot.adaptive.limit);
-      }
-    }
-    slot.active--;
+    this.slot(backend).release(latencyMs, timedOut);
     if (this.queue.length > 0) this.drain();
   }
 
@@ -256,14 +210,12 @@ export class Admission {
     clearTimeout(waiter.timer);
     waiter.waiting.onCut = undefined;
     this.metrics.queueDepth.set(this.queue.length);
-    this.metrics.queueWait.observe(
-      (performance.now() - waiter.enqueuedAt) / 1000,
-    );
+    this.metrics.queueWait((performance.now() - waiter.enqueuedAt) / 1000);
     settle(waiter);
   }
 
   private shed(reason: ShedReason, message: string): OverloadedException {
-    this.metrics.shed.labels(reason).inc();
+    this.metrics.shed(reason);
     return new OverloadedException(
       reason,
       `overloaded: ${message}`,
@@ -287,9 +239,9 @@ export class Admission {
     let latency = 0;
     for (const backend of candidates) {
       const slot = this.slot(backend);
-      if (slot.samples < SETTLED_SAMPLES) return 0;
-      limits += limitOf(slot);
-      latency = Math.max(latency, slowest(slot));
+      if (!slot.settled) return 0;
+      limits += slot.limit;
+      latency = Math.max(latency, slot.slowest);
     }
     return Math.ceil((this.queue.length + 1) / limits) * latency;
   }
@@ -297,20 +249,16 @@ export class Admission {
   private fastest(candidates: Backend[]): number {
     let best = Infinity;
     for (const backend of candidates)
-      best = Math.min(best, slowest(this.slot(backend)));
+      best = Math.min(best, this.slot(backend).slowest);
     return best;
   }
 
   private withRoom(candidates: Backend[]): Backend[] {
-    return candidates.filter((backend) => {
-      const slot = this.slot(backend);
-      return slot.active < limitOf(slot);
-    });
+    return candidates.filter((backend) => this.slot(backend).hasRoom);
   }
 
   private anyRoom(): boolean {
-    for (const slot of this.slots.values())
-      if (slot.active < limitOf(slot)) return true;
+    for (const slot of this.slots.values()) if (slot.hasRoom) return true;
     return false;
   }
 
@@ -323,29 +271,7 @@ export class Admission {
     return backend;
   }
 
-  private slot(backend: Backend): Slot {
-    return this.slots.get(backend) as Slot;
+  private slot(backend: Backend): BackendSlot {
+    return this.slots.get(backend) as BackendSlot;
   }
-}
-
-function limitOf(slot: Slot): number {
-  return slot.adaptive ? slot.adaptive.limit : slot.fixed;
-}
-
-/** RFC 6298's estimator: the first sample sets SRTT and RTTVAR = SRTT / 2. */
-function track(slot: Slot, latencyMs: number): void {
-  if (slot.samples < SETTLED_SAMPLES) slot.samples++;
-  if (slot.latencyMs === 0) {
-    slot.latencyMs = latencyMs;
-    slot.deviationMs = latencyMs / 2;
-    return;
-  }
-  const error = latencyMs - slot.latencyMs;
-  slot.deviationMs += (Math.abs(error) - slot.deviationMs) * DEVIATION_GAIN;
-  slot.latencyMs += error * LATENCY_GAIN;
-}
-
-/** The latency an answer of this backend can take (SRTT + 4 x RTTVAR: the RTO). */
-function slowest(slot: Slot): number {
-  return slot.latencyMs + DEVIATIONS * slot.deviationMs;
 }

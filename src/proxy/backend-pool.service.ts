@@ -31,7 +31,7 @@ export class BackendPoolService
     @Inject(backendConfig.KEY) config: ConfigType<typeof backendConfig>,
     @Inject(modelsConfig.KEY) models: ConfigType<typeof modelsConfig>,
     http: HttpService,
-    private readonly metrics: MetricsService,
+    metrics: MetricsService,
     clients: BackendClients,
   ) {
     this.deps = { config, http, metrics, clients };
@@ -59,15 +59,12 @@ export class BackendPoolService
   /** Retires a pool no route uses any more: its probes stop, its series go. */
   close(pool: BackendPool): void {
     if (!this.pools.delete(pool)) return;
-    pool.close();
     const used = new Set(
       this.all().flatMap((p) => p.backends.map((b) => b.url)),
     );
-    for (const { url } of pool.backends) {
-      if (used.has(url)) continue;
-      this.metrics.backendUp.remove(url);
-      this.metrics.backendInflight.remove(url);
-    }
+    pool.close(
+      new Set(pool.backends.map((b) => b.url).filter((url) => !used.has(url))),
+    );
   }
 
   all(): BackendPool[] {

@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
+import { RateLimitGuard } from './rate-limit.guard.js';
 import { RateLimiterService } from './rate-limiter.service.js';
 
 @Module({
-  providers: [RateLimiterService],
-  exports: [RateLimiterService],
+  providers: [RateLimiterService, RateLimitGuard],
+  exports: [RateLimiterService, RateLimitGuard],
 })
 export class RateLimitModule {}

@@ -12,15 +12,16 @@ import type {
 } from '@opentelemetry/api';
 import type { Sampler } from '@opentelemetry/sdk-trace';
 import type { FastifyRequest } from 'fastify';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ConfigType } from '@nestjs/config';
 import type { tracingConfig } from '../config/tracing.config.js';
-import { pathOf } from '../common/request-context.js';
+import { pathOf } from '../common/request-labels.js';
 import type {
-  AttemptTrace,
+  AttemptSpan,
   RequestTrace,
   TraceAttributes,
-} from './request-trace.js';
+  TraceTarget,
+} from '../common/request-state.js';
 
 type Api = typeof import('@opentelemetry/api');
 type TracingConfig = ConfigType<typeof tracingConfig>;
@@ -31,15 +32,8 @@ export interface SpanOutcomes {
   dropped(reason: 'queue_full' | 'export_failed', count: number): void;
 }
 
-/** The trace of one request as TracingHook drives it. */
-export interface ServerTrace extends RequestTrace {
-  /** False for a sampled-out request: nothing to end, nothing exported. */
-  readonly recording: boolean;
-  end(status: number, bodySize: number | undefined): void;
-}
-
 export interface GatewayTracer {
-  startRequest(request: FastifyRequest): ServerTrace;
+  startRequest(request: FastifyRequest): RequestTrace;
   /** Exports what is queued (bounded by the export timeout) and stops. */
   shutdown(): Promise<void>;
 }
@@ -157,7 +151,7 @@ function outcomeMeter(api: Api, outcomes: SpanOutcomes): MeterProvider {
   return { getMeter: () => meter };
 }
 
-class OtelRequestTrace implements ServerTrace {
+class OtelRequestTrace implements RequestTrace {
   readonly recording: boolean;
   readonly traceId: string | undefined;
   readonly spanId: string | undefined;
@@ -202,23 +196,22 @@ class OtelRequestTrace implements ServerTrace {
   }
 
   attempt(
-    headers: IncomingHttpHeaders,
-    backendUrl: string,
+    headers: IncomingHttpHeaders | OutgoingHttpHeaders,
+    target: TraceTarget,
     path: string,
     attempt: number,
     retryReason: string | undefined,
-  ): AttemptTrace | undefined {
+  ): AttemptSpan | undefined {
     if (!this.recording) {
       headers.traceparent = this.traceparent;
       return undefined;
     }
-    const backend = backendOf(backendUrl);
     const attributes: TraceAttributes = {
       'http.request.method': this.method,
-      'server.address': backend.address,
-      'server.port': backend.port,
-      'url.full': backend.origin + path,
-      'gateway.backend': backendUrl,
+      'server.address': target.address,
+      'server.port': target.port,
+      'url.full': target.origin + path,
+      'gateway.backend': target.url,
     };
     if (attempt > 0) {
       attributes['http.request.resend_count'] = attempt;
@@ -261,6 +254,7 @@ class OtelRequestTrace implements ServerTrace {
   }
 
   end(status: number, bodySize: number | undefined): void {
+    if (!this.recording) return;
     const span = this.span;
     span.setAttribute('http.response.status_code', status);
     if (bodySize !== undefined)
@@ -276,24 +270,4 @@ class OtelRequestTrace implements ServerTrace {
 
 function traceparentOf(traceId: string, spanId: string, flags: number): string {
   return `00-${traceId}-${spanId}-0${flags & 1}`;
-}
-
-const backends = new Map<
-  string,
-  { address: string; port: number; origin: string }
->();
-
-/** A backend URL's parts, parsed once (the backends are the configured few). */
-function backendOf(url: string) {
-  let backend = backends.get(url);
-  if (!backend) {
-    const parsed = new URL(url);
-    backend = {
-      address: parsed.hostname,
-      port: Number(parsed.port) || (parsed.protocol === 'https:' ? 443 : 80),
-      origin: parsed.origin,
-    };
-    backends.set(url, backend);
-  }
-  return backend;
 }

@@ -1,7 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { tracingConfig } from '../config/tracing.config.js';
-import { TracingHook } from './tracing.hook.js';
 import { TracingService } from './tracing.service.js';
 
 @Global()
@@ -13,7 +12,6 @@ import { TracingService } from './tracing.service.js';
       useFactory: (config: ConfigType<typeof tracingConfig>) =>
         TracingService.create(config),
     },
-    TracingHook,
   ],
   exports: [TracingService],
 })

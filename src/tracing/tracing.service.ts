@@ -1,10 +1,12 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import type { FastifyRequest } from 'fastify';
+import type { onRequestHookHandler } from 'fastify';
+import { isQuietPath } from '../common/request-labels.js';
+import { requestState } from '../common/request-state.js';
 import type { tracingConfig } from '../config/tracing.config.js';
 import { counter } from '../metrics/metrics.service.js';
 import { version } from '../version.js';
-import type { GatewayTracer, ServerTrace } from './otel-tracer.js';
+import type { GatewayTracer } from './otel-tracer.js';
 
 /** Longest wait for the last spans at shutdown (a collector that is down must not hold the exit). */
 const SHUTDOWN_FLUSH_MS = 5000;
@@ -13,7 +15,8 @@ const SHUTDOWN_FLUSH_MS = 5000;
  * OpenTelemetry tracing, or nothing: off (no OTLP endpoint set) it is a no-op
  * and no OpenTelemetry module is ever loaded; on, it loads the SDK and the
  * OTLP/HTTP exporter once at boot. The request path never calls it directly:
- * TracingHook starts each request's trace, the proxy uses that trace.
+ * `traceRequest` (a Fastify hook installed only when tracing is on) puts
+ * each request's trace on its state, where the stages find it.
  */
 export class TracingService implements OnApplicationShutdown {
   private static readonly logger = new Logger('Tracing');
@@ -69,9 +72,12 @@ export class TracingService implements OnApplicationShutdown {
     return this.tracer !== undefined;
   }
 
-  startRequest(request: FastifyRequest): ServerTrace | undefined {
-    return this.tracer?.startRequest(request);
-  }
+  /** Fastify onRequest hook (tracing on only): starts the request's trace. Probes and scrapes get none. */
+  readonly traceRequest: onRequestHookHandler = (request, _reply, done) => {
+    if (this.tracer && !isQuietPath(request.url))
+      requestState(request).trace = this.tracer.startRequest(request);
+    done();
+  };
 
   async onApplicationShutdown(): Promise<void> {
     if (!this.tracer) return;

@@ -7,78 +7,22 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Counter, Histogram } from 'prom-client';
-import { finalStatus } from '../common/request-context.js';
+import type { RequestState } from '../common/request-state.js';
 import { modelsConfig } from '../config/models.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { RoutesSpec } from '../models/routes-file.js';
-import { RoutesFileService } from '../models/routes-file.service.js';
-import type { BackendPool } from './backend-pool.js';
-import { BackendPoolService } from './backend-pool.service.js';
-
-export const MODEL_HEADER = 'x-model';
-export const MODEL_VERSION_HEADER = 'x-model-version';
-
-/** The metric children of one (model, version), resolved once. */
-class VersionSeries {
-  private readonly requests = new Map<number, Counter.Internal>();
-  readonly duration: Histogram.Internal<string>;
-  readonly mirrorOk: Counter.Internal;
-  readonly mirrorError: Counter.Internal;
-  readonly mirrorSkipped: Counter.Internal;
-  readonly mismatch: Counter.Internal;
-
-  constructor(
-    private readonly metrics: MetricsService,
-    readonly model: string,
-    readonly version: string,
-    mirror: boolean,
-  ) {
-    this.duration = metrics.modelDuration.labels(model, version);
-    this.mirrorOk = metrics.mirrorRequests.labels(model, version, 'ok');
-    this.mirrorError = metrics.mirrorRequests.labels(model, version, 'error');
-    this.mirrorSkipped = metrics.mirrorRequests.labels(
-      model,
-      version,
-      'skipped',
-    );
-    this.mismatch = metrics.mirrorMismatches.labels(model, version);
-    // A mirror's mismatch count exists from the start: a rate of 0 is data, a missing series is not.
-    if (mirror) this.mismatch.inc(0);
-  }
-
-  record(status: number, seconds: number): void {
-    let counter = this.requests.get(status);
-    if (!counter) {
-      counter = this.metrics.modelRequests.labels(
-        this.model,
-        this.version,
-        String(status),
-      );
-      this.requests.set(status, counter);
-    }
-    counter.inc();
-    this.duration.observe(seconds);
-  }
-
-  /** Drops every series of this (model, version): it left the routes file. */
-  remove(): void {
-    const { model, version } = this;
-    for (const status of this.requests.keys())
-      this.metrics.modelRequests.remove(model, version, String(status));
-    this.metrics.modelDuration.remove(model, version);
-    for (const result of ['ok', 'error', 'skipped'])
-      this.metrics.mirrorRequests.remove(model, version, result);
-    this.metrics.mirrorMismatches.remove(model, version);
-  }
-}
+import type { BackendPool } from '../proxy/backend-pool.js';
+import { BackendPoolService } from '../proxy/backend-pool.service.js';
+import { MODEL_VERSION_HEADER } from './model-headers.js';
+import type { RoutesSpec } from './routes-file.js';
+import { RoutesFileService } from './routes-file.service.js';
+import { VersionMetrics } from './version-metrics.js';
 
 export interface ModelVersion {
   readonly model: ModelRoute;
   readonly name: string;
   readonly pool: BackendPool;
   readonly weight: number;
-  readonly series: VersionSeries;
+  readonly series: VersionMetrics;
 }
 
 export interface MirrorRoute {
@@ -87,7 +31,7 @@ export interface MirrorRoute {
   readonly percent: number;
   readonly compare: readonly string[];
   readonly forwardCredentials: boolean;
-  readonly series: VersionSeries;
+  readonly series: VersionMetrics;
 }
 
 export interface ModelRoute {
@@ -126,7 +70,7 @@ export class ModelRouter implements OnModuleInit {
   /** False without ROUTES_FILE: BACKEND_URL(S) is the one implicit model. */
   readonly enabled: boolean;
   private table = EMPTY;
-  private readonly series = new Map<string, VersionSeries>();
+  private readonly series = new Map<string, VersionMetrics>();
   private readonly logger = new Logger(ModelRouter.name);
   private readonly stickyHeaders: readonly string[];
 
@@ -153,7 +97,10 @@ export class ModelRouter implements OnModuleInit {
   }
 
   /** The version that serves this request; 404 for an unknown model or version. */
-  route(request: FastifyRequest, modelName: string | undefined): ModelVersion {
+  private route(
+    request: FastifyRequest,
+    modelName: string | undefined,
+  ): ModelVersion {
     const { table } = this;
     const model =
       modelName === undefined ? table.fallback : table.models.get(modelName);
@@ -177,18 +124,23 @@ export class ModelRouter implements OnModuleInit {
     return this.draw(model, this.clientKey(request));
   }
 
-  /** Counts the exchange under its model version when the response closes. */
-  track(
-    version: ModelVersion,
+  /**
+   * The routing stage of the prediction path: the version that serves this
+   * request, named in the answer's X-Model-Version and on its state (the
+   * access log, and the version's metrics when the response closes).
+   */
+  choose(
     request: FastifyRequest,
     reply: FastifyReply,
-  ): void {
-    reply.raw.once('close', () =>
-      version.series.record(
-        finalStatus(request.raw, reply.raw),
-        reply.elapsedTime / 1000,
-      ),
-    );
+    state: RequestState,
+    modelName: string | undefined,
+  ): ModelVersion {
+    const version = this.route(request, modelName);
+    reply.header(MODEL_VERSION_HEADER, version.name);
+    state.model = version.model.name;
+    state.version = version.name;
+    state.versionMetrics = version.series;
+    return version;
   }
 
   /**
@@ -247,7 +199,7 @@ export class ModelRouter implements OnModuleInit {
       live.add(key);
       let found = this.series.get(key);
       if (!found) {
-        found = new VersionSeries(this.metrics, model, version, mirror);
+        found = new VersionMetrics(this.metrics, model, version, mirror);
         this.series.set(key, found);
       }
       return found;

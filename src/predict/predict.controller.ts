@@ -1,18 +1,17 @@
 import { Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyService } from './proxy.service.js';
+import { PredictPipeline } from './predict.pipeline.js';
+import type { Outcome } from './prediction.js';
 
+/** The prediction routes: each request runs through PredictPipeline. */
 @Controller()
 export class PredictController {
-  constructor(private readonly proxy: ProxyService) {}
+  constructor(private readonly pipeline: PredictPipeline) {}
 
   @Post(['predict', 'batch_predict'])
   @HttpCode(200)
-  forward(
-    @Req() request: FastifyRequest,
-    @Res() reply: FastifyReply,
-  ): Promise<void> {
-    return this.proxy.forward(request, reply);
+  forward(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Outcome {
+    return this.pipeline.handle(request, reply);
   }
 
   /** A named model (ROUTES_FILE); its backends still get /predict or /batch_predict. */
@@ -22,7 +21,7 @@ export class PredictController {
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
     @Param('model') model: string,
-  ): Promise<void> {
-    return this.proxy.forward(request, reply, model);
+  ): Outcome {
+    return this.pipeline.handle(request, reply, model);
   }
 }

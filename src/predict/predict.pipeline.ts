@@ -1,0 +1,124 @@
+import { Injectable, NotFoundException } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiKeysService } from '../auth/api-keys.service.js';
+import { CacheService } from '../cache/cache.service.js';
+import { requestState } from '../common/request-state.js';
+import { MirrorService } from '../models/mirror.service.js';
+import { MODEL_HEADER } from '../models/model-headers.js';
+import { ModelRouter } from '../models/model-router.service.js';
+import { BackendPoolService } from '../proxy/backend-pool.service.js';
+import type { ForwardRequest } from '../proxy/forwarding.js';
+import { ProxyService } from '../proxy/proxy.service.js';
+import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+import {
+  compose,
+  type Next,
+  type Outcome,
+  Prediction,
+  type Stage,
+} from './prediction.js';
+
+/**
+ * The prediction path (POST /predict, /batch_predict and their
+ * /models/{model}/ forms), as one ordered list of stages composed at boot.
+ * A feature that is off has no stage at all:
+ *
+ *   1. api key      ApiKeysService.authenticate   (API_KEYS, API_KEYS_FILE)
+ *   2. rate limit   RateLimiterService.check      (RATE_LIMIT_RPS)
+ *   3. cache        CacheService.through          (CACHE_TTL_SECONDS): a hit ends here
+ *   4. route        ModelRouter.choose            (ROUTES_FILE), else the BACKEND_URL(S) pool
+ *   5. mirror       MirrorService.send            (a mirror in the routes file)
+ *   6. forward      ProxyService.forward          admission, retries, deadline, relay
+ */
+@Injectable()
+export class PredictPipeline {
+  private readonly run: Next;
+
+  constructor(
+    apiKeys: ApiKeysService,
+    limiter: RateLimiterService,
+    cache: CacheService,
+    router: ModelRouter,
+    mirror: MirrorService,
+    proxy: ProxyService,
+    pools: BackendPoolService,
+  ) {
+    // The gateway's own credentials are for the gateway: never passed on.
+    const stripCredentials = apiKeys.enabled;
+    const outgoing = (p: Prediction): ForwardRequest =>
+      (p.outgoing ??= proxy.outgoing(p.request, p.endpoint, stripCredentials));
+
+    const authenticate: Stage = (p, next) => {
+      apiKeys.authenticate(p.request, p.reply, p.state);
+      return next(p);
+    };
+    const rateLimit: Stage = async (p, next) => {
+      await limiter.check(p.request, p.reply, p.state);
+      return next(p);
+    };
+    const lookUp: Stage = (p, next) =>
+      cache.through(p.request, p.reply, p.state, (fill) => {
+        p.onAnswer = fill;
+        return next(p);
+      });
+    const route: Stage = (p, next) => {
+      const header = p.request.headers[MODEL_HEADER];
+      const version = router.choose(
+        p.request,
+        p.reply,
+        p.state,
+        p.model ?? (typeof header === 'string' ? header : undefined),
+      );
+      p.pool = version.pool;
+      p.mirror = version.model.mirror;
+      return next(p);
+    };
+    const implicitPool: Stage = (p, next) => {
+      if (p.model !== undefined) {
+        throw new NotFoundException(
+          `unknown model ${JSON.stringify(p.model.slice(0, 64))}`,
+        );
+      }
+      p.pool = pools.implicit;
+      return next(p);
+    };
+    // The copy goes once the primary attempt is under way.
+    const shadow: Stage = (p, next) => {
+      const request = outgoing(p);
+      const answer = next(p);
+      if (p.mirror)
+        mirror.send(p.mirror, request, answer ?? Promise.resolve(undefined));
+      return answer;
+    };
+    const forward: Next = (p) => {
+      if (!p.pool) throw new Error('no pool was chosen for the request');
+      return proxy.forward(p, p.pool, outgoing(p));
+    };
+
+    const stages: Stage[] = [];
+    if (apiKeys.enabled) stages.push(authenticate);
+    if (limiter.enabled) stages.push(rateLimit);
+    if (cache.enabled) stages.push(lookUp);
+    stages.push(router.enabled ? route : implicitPool);
+    if (router.enabled) stages.push(shadow);
+    this.run = compose(stages, forward);
+  }
+
+  /** Runs a request through the path; `model` when the path names one. */
+  handle(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    model?: string,
+  ): Outcome {
+    const route = request.routeOptions.url ?? request.url;
+    return this.run(
+      new Prediction(
+        request,
+        reply,
+        requestState(request),
+        model,
+        route.slice(route.lastIndexOf('/')),
+      ),
+    );
+  }
+}

@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestBody } from '../common/request-body.js';
+import type { AttemptSpan, RequestState } from '../common/request-state.js';
+import type { Backend } from './backend.js';
+
+/** The request as a backend gets it. */
+export interface ForwardRequest {
+  readonly method: string;
+  /** The backend route plus the client's query (each backend adds its own path prefix). */
+  readonly pathAndQuery: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: RequestBody | undefined;
+}
+
+/** Watches each attempt: tracing gives it a client span and the traceparent it sends. */
+export interface AttemptObserver {
+  attempt(
+    headers: IncomingHttpHeaders,
+    backend: Backend,
+    path: string,
+    attempt: number,
+    retryReason: string | undefined,
+  ): AttemptSpan | undefined;
+}
+
+/** Takes a backend's answer (end-to-end headers only) before it is relayed. */
+export type AnswerHook = (
+  status: number,
+  headers: Record<string, string | string[]>,
+  body: unknown,
+) => Promise<void>;
+
+/**
+ * The client side of a forwarding, as the prediction path hands it over with
+ * the pool and the request to send: what the forwarder needs, nothing of the
+ * features before it.
+ */
+export interface Forwarding {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly state: RequestState;
+  /** The backend route (`/predict`, `/batch_predict`): a metric label. */
+  readonly endpoint: string;
+  readonly observer: AttemptObserver | undefined;
+  readonly onAnswer: AnswerHook | undefined;
+}
