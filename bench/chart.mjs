@@ -10,6 +10,7 @@ const COLORS = {
   bare: '#2f6fdb',
   go: '#00a3c4',
   gateway: '#e8730c',
+  'gateway-before': '#9c4a00',
   variant: '#f5b77a',
 };
 const LABELS = {
@@ -18,12 +19,14 @@ const LABELS = {
   bare: 'bare Node proxy',
   go: 'Go gateway (workshop)',
   gateway: 'gateway',
+  'gateway-before': 'gateway before (BENCH_BASELINE_DIST)',
   variant: 'gateway + one feature',
 };
 // gateway+ratelimit, gateway+cache...: one colour, the bar labelled by the feature.
 const colorOf = (t) =>
   COLORS[t] ?? (t.startsWith('gateway+') ? COLORS.variant : '#999');
-const barLabel = (t) => (t.startsWith('gateway+') ? t.slice(7) : t);
+const barLabel = (t) =>
+  t.startsWith('gateway+') ? t.slice(7) : t === 'gateway-before' ? 'before' : t;
 const esc = (s) =>
   String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 

@@ -462,10 +462,15 @@ export async function gatewayEnv(
  * Copies a build (default dist/) and the package.json beside it (the repo's when there is none; dist reads it
  * at runtime) to .tmp/bench-<pid>/ inside the repo, so node_modules still resolve for a build made elsewhere
  * (BENCH_GATEWAY_DIST), and returns the copy's dir: a rebuild during a run cannot mix two builds.
+ * `tag` gives a second build its own dir (.tmp/bench-<pid>-<tag>/, e.g. BENCH_BASELINE_DIST's), package.json included.
  */
-export function snapshotDist(from = path.join(REPO, 'dist')) {
+export function snapshotDist(from = path.join(REPO, 'dist'), tag = '') {
   // Not named dist/: a `pkill -f dist/main.js` elsewhere on the machine must not stop the benchmark's gateway.
-  const snapshot = path.join(REPO, '.tmp', `bench-${process.pid}`);
+  const snapshot = path.join(
+    REPO,
+    '.tmp',
+    `bench-${process.pid}${tag ? `-${tag}` : ''}`,
+  );
   const dist = path.join(snapshot, 'gateway-build');
   fs.cpSync(from, dist, { recursive: true });
   const beside = path.join(path.dirname(from), 'package.json');

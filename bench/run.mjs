@@ -16,7 +16,9 @@
 // BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_NODE_ARGS
 // (replaces the node flags taken from npm run start:prod), BENCH_GATEWAY_ENV (K=V,K=V overrides),
 // BENCH_GATEWAY_DIST (benchmark another build dir as is), --node24 (BENCH_NODE24=1: also the gateway on Node 24
-// from npm, start and memory), BENCH_GO_SEED (dir of the Go gateway's build.sh; default ../shared/seed/go-gateway).
+// from npm, start and memory), BENCH_GO_SEED (dir of the Go gateway's build.sh; default ../shared/seed/go-gateway),
+// BENCH_BASELINE_DIST or --baseline DIR (a second build, the "before" of an A/B: target gateway-before next to
+// gateway in the same interleaved rounds, plus a before/after table).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,6 +78,7 @@ const { values: flags } = parseArgs({
     scenarios: { type: 'string' },
     'no-pool': { type: 'boolean', default: false },
     out: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const smoke = flags.smoke || process.env.BENCH_SMOKE === '1';
@@ -99,7 +102,11 @@ const VARIANT_NAMES = [
   'gateway+limit',
   'gateway+cache',
 ];
-const isGateway = (t) => t === 'gateway' || t.startsWith('gateway+');
+// BENCH_BASELINE_DIST / --baseline: another build of the gateway run next to `gateway` as this target.
+const BEFORE = 'gateway-before';
+const baselineGiven = flags.baseline ?? process.env.BENCH_BASELINE_DIST;
+const isGateway = (t) =>
+  t === 'gateway' || t === BEFORE || t.startsWith('gateway+');
 const featuresOn =
   flags.features ||
   (process.env.BENCH_FEATURES ?? (smoke || featuresOnly ? '1' : '0')) === '1';
@@ -131,7 +138,11 @@ const cfg = {
           ].join(','))
       )
         .split(',')
-        .filter(Boolean),
+        .filter(Boolean)
+        // With a baseline, gateway-before right after gateway (unless named already).
+        .flatMap((t) =>
+          t === 'gateway' && baselineGiven ? ['gateway', BEFORE] : [t],
+        ),
     ),
   ],
   // The mode's scenarios, plus cache_hit with the features, unless named.
@@ -167,12 +178,17 @@ const cfg = {
           mode === 'full' ? 'latest.json' : 'features.json',
         )
       : path.join(os.tmpdir(), `api-gateway-bench-${mode}.json`)),
+  ...(baselineGiven ? { baseline: path.resolve(baselineGiven) } : {}),
 };
 for (const t of cfg.targets)
   if (t.startsWith('gateway+') && !VARIANT_NAMES.includes(t))
     throw new Error(
       `unknown target ${t}: the gateway variants are ${VARIANT_NAMES.join(', ')}`,
     );
+if (cfg.targets.includes(BEFORE) && !cfg.baseline)
+  throw new Error(
+    `target ${BEFORE} needs a baseline build: BENCH_BASELINE_DIST=dir or --baseline dir`,
+  );
 const usesGateway = cfg.targets.some(isGateway) || cfg.overload;
 const LABEL = { 'gateway-node24': 'gateway (node 24)' };
 const notes = [];
@@ -310,6 +326,22 @@ if (usesGateway && process.env.BENCH_GATEWAY_DIST) {
   }
 }
 const gatewayMain = path.join(gatewayDist, 'main.js');
+// BENCH_BASELINE_DIST / --baseline: the "before" build, snapshot like BENCH_GATEWAY_DIST's (as is, with the
+// package.json beside it), in its own dir; started with the same node, flags and env as the gateway.
+let baselineDist = null;
+if (cfg.baseline && !cfg.targets.includes(BEFORE))
+  note(
+    `baseline ${cfg.baseline} not run: no gateway among the targets (${cfg.targets.join(',')})`,
+  );
+if (cfg.targets.includes(BEFORE)) {
+  if (!fs.existsSync(path.join(cfg.baseline, 'main.js')))
+    throw new Error(`baseline build ${cfg.baseline}: no main.js there`);
+  baselineDist = snapshotDist(cfg.baseline, 'before');
+  if (fs.statSync(path.join(cfg.baseline, 'main.js')).size < 50_000)
+    note(
+      `${BEFORE}: ${cfg.baseline}/main.js is not bundled (nest build alone?), unlike npm run build's: start-up and memory differ from production's`,
+    );
+}
 // BENCH_GATEWAY_NODE: another node binary for the gateway only (e.g. to compare Node 24); default: this node.
 const gatewayNode = process.env.BENCH_GATEWAY_NODE || process.execPath;
 const gatewayNodeArgs = productionNodeArgs();
@@ -336,12 +368,18 @@ const batchBytes = fs.statSync(batchBody).size;
 
 // ------------------------------------------------------------ targets
 /** Starts `node dist/main.js` with production settings (`node` = another binary, e.g. Node 24), plus `extraEnv`. */
-async function startGateway(name, backend, node = gatewayNode, extraEnv = {}) {
+async function startGateway(
+  name,
+  backend,
+  node = gatewayNode,
+  extraEnv = {},
+  dist = gatewayDist, // baselineDist for gateway-before
+) {
   const port = await freePort();
   return startLogged(name, port, '/health/live', [
     node,
-    [...gatewayNodeArgs, gatewayMain],
-    { ...(await gatewayEnv(port, backend, gatewayDist)), ...extraEnv },
+    [...gatewayNodeArgs, path.join(dist, 'main.js')],
+    { ...(await gatewayEnv(port, backend, dist)), ...extraEnv },
   ]);
 }
 
@@ -547,6 +585,10 @@ if (usesGateway)
   log(
     `gateway: ${gatewayNode === process.execPath ? 'node' : gatewayNode} ${[...gatewayNodeArgs, 'dist/main.js'].join(' ')} (flags from npm run start:prod)`,
   );
+if (baselineDist)
+  log(
+    `${BEFORE}: the same command, env and node flags on the build ${cfg.baseline} (snapshot ${path.relative(REPO, baselineDist)})`,
+  );
 log(
   `gateway stdout (JSON logs, LOG_LEVEL=info) -> ${cfg.gatewayLog === 'null' ? '/dev/null' : 'a file in the temp dir'}; ` +
     `CPU pinning: ${cfg.loadgenCpus ? `load generator on CPUs ${cfg.loadgenCpus}` : 'none (all processes share the cores)'}`,
@@ -665,6 +707,16 @@ if (cfg.coldRuns > 0 && cfg.targets.includes('gateway')) {
       startGateway(`cold-node24-${i}`, { url: upUrl(fast) }, node24.bin),
     );
 }
+if (cfg.coldRuns > 0 && baselineDist)
+  await measureColdStart(BEFORE, BEFORE, (i) =>
+    startGateway(
+      `cold-before-${i}`,
+      { url: upUrl(fast) },
+      gatewayNode,
+      {},
+      baselineDist,
+    ),
+  );
 if (cfg.coldRuns > 0 && cfg.targets.includes('bare'))
   await measureColdStart('bare', 'bare Node proxy', async () => {
     const t0 = performance.now();
@@ -731,6 +783,20 @@ if (cfg.targets.includes('gateway')) {
     };
   }
   procs.gateway = { pid: gateways.fast.pid };
+}
+if (baselineDist) {
+  for (const [name, up] of upstreams) {
+    const g = await startGateway(
+      `${BEFORE}-${name}`,
+      { url: upUrl(up) },
+      gatewayNode,
+      {},
+      baselineDist,
+    );
+    gateways[`${BEFORE}-${name}`] = g;
+    stacks[name][BEFORE] = { port: g.port, pid: g.pid, child: g.child };
+  }
+  procs[BEFORE] = { pid: stacks.fast[BEFORE].pid };
 }
 // The variants, on the fast upstream only, with their helpers: redis-server and the OTLP sink.
 const helpers = {};
@@ -999,6 +1065,11 @@ for (let round = 0; round < cfg.rounds; round++) {
     // Rotate the order every round so no target always runs right after the same neighbour.
     const names = scenarioTargets(s);
     const order = names.map((_, i) => names[(i + round) % names.length]);
+    // gateway and gateway-before: each goes first of the two every other round (the rotation alone keeps them in
+    // the same order, one always right behind the other).
+    const [a, b] = [order.indexOf('gateway'), order.indexOf(BEFORE)];
+    if (round % 2 === 1 && a >= 0 && b >= 0)
+      [order[a], order[b]] = [order[b], order[a]];
     for (const t of order) {
       const r = await runOne(s, t, cfg.duration);
       (results[s.id].targets[t] ??= { runs: [] }).runs.push(r);
@@ -1408,6 +1479,27 @@ for (const s of scenarios) {
       : null,
   };
 }
+// BENCH_BASELINE_DIST: gateway over gateway-before, both measured in the same rounds. The ratios are of the
+// medians over the rounds; the per-round ratios show how much they move.
+const beforeAfter = {};
+for (const s of scenarios) {
+  const g = med(s.id, 'gateway');
+  const b = med(s.id, BEFORE);
+  if (!g || !b) continue;
+  const go = med(s.id, 'go');
+  const gRuns = results[s.id].targets.gateway.runs;
+  const bRuns = results[s.id].targets[BEFORE].runs;
+  beforeAfter[s.id] = {
+    cpu_gateway_over_before: ratio(g.cpuUsPerRequest, b.cpuUsPerRequest),
+    cpu_gateway_over_before_by_round: gRuns.map((r, i) =>
+      ratio(r.cpuUsPerRequest, bRuns[i]?.cpuUsPerRequest),
+    ),
+    cpu_gateway_over_go: ratio(g.cpuUsPerRequest, go?.cpuUsPerRequest),
+    cpu_before_over_go: ratio(b.cpuUsPerRequest, go?.cpuUsPerRequest),
+    rps_gateway_over_before: ratio(g.rps, b.rps),
+    p50_gateway_minus_before_ms: +(g.p50 - b.p50).toFixed(3),
+  };
+}
 // Feature cost: each variant against the plain gateway of the same scenario and rounds.
 const featureCost = {};
 for (const s of scenarios.filter((x) => x.variants)) {
@@ -1618,6 +1710,7 @@ if (Object.keys(headline).length) {
     );
   }
 }
+table += beforeAfterSection();
 const memoryRows = [
   ...Object.keys(procs),
   ...(rss.idleMB['gateway-node24'] !== undefined || coldStart['gateway-node24']
@@ -1747,8 +1840,38 @@ function featureSections() {
 function featuresTable() {
   let t = `\n## Feature cost ${new Date().toISOString().slice(0, 16)} UTC: ${cfg.rounds} interleaved rounds x ${cfg.duration} s, median; load ${loadTool}; load average ${machine.loadavg[0].toFixed(2)} -> ${machine.loadavgAfter[0].toFixed(2)}; gateway ${process.env.BENCH_GATEWAY_DIST ? path.resolve(process.env.BENCH_GATEWAY_DIST) : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`} on Node ${versions.gatewayNode}${helpers.redis ? `; redis-server ${helpers.redis.version}` : ''}\n`;
   t += featureSections();
+  t += beforeAfterSection();
   for (const n of notes) t += `note: ${n}\n`;
   return t;
+}
+
+/** With BENCH_BASELINE_DIST: gateway over gateway-before per scenario, and each over the Go gateway (empty without). */
+function beforeAfterSection() {
+  if (!Object.keys(beforeAfter).length) return '';
+  let t = '';
+  const add = (s = '') => (t += s + '\n');
+  add(
+    `\n### Before / after: gateway (${gatewayBuildLabel()}) over gateway-before (${cfg.baseline}), in the same rounds`,
+  );
+  add(
+    '| scenario | CPU µs/req gateway / gateway-before | per round | CPU µs/req gateway / go | CPU µs/req gateway-before / go | req/s gateway / gateway-before | p50 gateway - gateway-before ms |',
+  );
+  add('|---|---:|---|---:|---:|---:|---:|');
+  for (const [sid, x] of Object.entries(beforeAfter))
+    add(
+      `| ${sid} | ${fmt(x.cpu_gateway_over_before, 3)} | ${x.cpu_gateway_over_before_by_round.map((v) => fmt(v, 3)).join(', ')} | ${fmt(x.cpu_gateway_over_go, 2)} | ${fmt(x.cpu_before_over_go, 2)} | ${fmt(x.rps_gateway_over_before, 3)} | ${fmt(x.p50_gateway_minus_before_ms)} |`,
+    );
+  add(
+    "CPU µs/req ratios: of the medians over the rounds (per round: that round's two runs). Below 1: the gateway spends less CPU per request than gateway-before.",
+  );
+  return t;
+}
+
+/** The build under test, as the reports name it. */
+function gatewayBuildLabel() {
+  return process.env.BENCH_GATEWAY_DIST
+    ? path.resolve(process.env.BENCH_GATEWAY_DIST)
+    : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`;
 }
 
 /** The A/B mode's summary: one row per scenario and target, then the gateway over the Go gateway. */
@@ -1758,7 +1881,8 @@ function abTable() {
   add(
     `\n## A/B ${new Date().toISOString().slice(0, 16)} UTC: ${cfg.rounds} interleaved rounds x ${cfg.duration} s, median; ` +
       `load ${loadTool}; load average ${machine.loadavg[0].toFixed(2)} -> ${machine.loadavgAfter[0].toFixed(2)}; ` +
-      `gateway ${process.env.BENCH_GATEWAY_DIST ? path.resolve(process.env.BENCH_GATEWAY_DIST) : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`} on Node ${versions.gatewayNode}`,
+      `gateway ${process.env.BENCH_GATEWAY_DIST ? path.resolve(process.env.BENCH_GATEWAY_DIST) : `dist/ of ${gitInfo.commit}${gitInfo.dirty ? ' (dirty)' : ''}`} on Node ${versions.gatewayNode}` +
+      (baselineDist ? `; gateway-before ${cfg.baseline}` : ''),
   );
   add('| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req |');
   add('|---|---|---:|---:|---:|---:|');
@@ -1779,6 +1903,7 @@ function abTable() {
     add(
       `| ${sid} | ${fmt(h.rps_gateway_over_go, 2)} | ${fmt(h.cpu_gateway_over_go, 2)} | ${fmt(h.p50_added_over_go_ms)} |`,
     );
+  t += beforeAfterSection();
   for (const n of notes) add(`note: ${n}`);
   return t;
 }
@@ -1809,6 +1934,10 @@ const report = {
   node24: node24Run,
   scenarios: results,
   headline,
+  // Only with a baseline: without one the report keeps its usual keys.
+  ...(baselineDist
+    ? { beforeAfter: { baseline: cfg.baseline, scenarios: beforeAfter } }
+    : {}),
   checks,
   leak,
   pool,
