@@ -8,13 +8,18 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { genReqId } from './common/request-id.js';
 import { serverConfig } from './config/server.config.js';
-import { installRequestPipeline } from './request-pipeline.js';
+import {
+  type FrameworkErrorHandler,
+  installRequestPipeline,
+} from './request-pipeline.js';
 
 /**
  * Builds the application exactly as production runs it (main.ts and the e2e
  * tests share it): Fastify, pino logs, the request pipeline, server timeouts.
  */
 export async function createApp(): Promise<NestFastifyApplication> {
+  // Set below, once the application (and so the pipeline) exists.
+  let frameworkError: FrameworkErrorHandler | undefined;
   const adapter = new FastifyAdapter({
     genReqId,
     requestIdHeader: false,
@@ -24,6 +29,8 @@ export async function createApp(): Promise<NestFastifyApplication> {
     // Responses are ours to log (nestjs-pino); Fastify's own logger stays off.
     logger: false,
     routerOptions: { maxParamLength: 100 },
+    frameworkErrors: (...args: Parameters<FrameworkErrorHandler>) =>
+      frameworkError?.(...args),
     // While draining, a request on a connection still open is served (with
     // `Connection: close`, see ShutdownService), not refused with Fastify's
     // plain 503.
@@ -51,7 +58,7 @@ export async function createApp(): Promise<NestFastifyApplication> {
     },
   );
   app.useLogger(app.get(Logger));
-  installRequestPipeline(app);
+  frameworkError = installRequestPipeline(app);
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
   const server = app.getHttpServer();
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

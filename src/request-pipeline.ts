@@ -1,12 +1,14 @@
 import type { ConfigType } from '@nestjs/config';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type {
+  FastifyError,
   FastifyReply,
   FastifyRequest,
   onRequestHookHandler,
 } from 'fastify';
 import type { Server } from 'node:http';
 import { ClientErrorHandler } from './common/client-error.handler.js';
+import { errorAnswer } from './common/json-error.js';
 import { watchEarlyRejects } from './common/early-reject.js';
 import { readRequestBody, requestBodySize } from './common/request-body.js';
 import {
@@ -21,14 +23,24 @@ import { AccessLog } from './logging/access-log.js';
 import { HttpMetrics } from './metrics/http-metrics.js';
 import { TracingService } from './tracing/tracing.service.js';
 
+/** What Fastify's router cannot take (a bad URL, a path parameter too long). */
+export type FrameworkErrorHandler = (
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => void;
+
 /**
  * The request pipeline: every listener the gateway puts on Node's server
  * and every Fastify hook, in the order they run for a request, each a named
  * function of the module that owns it. The handler in the middle is Nest's
  * router; the prediction routes' own path is predict/predict.pipeline.ts.
- * Installed once, before the application starts listening.
+ * Installed once, before the application starts listening. Returns the
+ * handler of Fastify's `frameworkErrors` option (set on the adapter).
  */
-export function installRequestPipeline(app: NestFastifyApplication): void {
+export function installRequestPipeline(
+  app: NestFastifyApplication,
+): FrameworkErrorHandler {
   const server: Server = app.getHttpServer();
   const fastify = app.getHttpAdapter().getInstance();
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
@@ -99,6 +111,20 @@ export function installRequestPipeline(app: NestFastifyApplication): void {
 
   // 8. onSend: the security headers on the gateway's own answers.
   fastify.addHook('onSend', addSecurityHeaders);
+
+  // Before any hook: a URL Fastify's router refuses (`/%ff`, a path
+  // parameter over 100 characters) gets the gateway's JSON error, and is
+  // logged and counted like any other answer.
+  return (error, request, reply) => {
+    reply.raw.on('close', () => closed(request, reply));
+    const status = error.statusCode === 414 ? 414 : 400;
+    const { body, headers } = errorAnswer(
+      status,
+      status === 414 ? 'a path segment is too long' : 'malformed URL',
+      request.id,
+    );
+    void reply.code(status).headers(headers).send(body);
+  };
 }
 
 /** CORS_ORIGINS: @fastify/cors, whose onRequest hook runs after the ones above. */

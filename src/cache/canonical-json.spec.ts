@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { canonicalJson } from './canonical-json.js';
+import { canonicalJson, MAX_DEPTH } from './canonical-json.js';
 
 describe('canonicalJson', () => {
   it('sorts keys at every depth and drops insignificant whitespace', () => {
@@ -23,6 +23,25 @@ describe('canonicalJson', () => {
     expect(canonicalJson('12345678901234567890')).not.toBe(
       canonicalJson('12345678901234567891'),
     );
+  });
+
+  it('has no canonical form for a name given twice, however it is escaped', () => {
+    expect(canonicalJson('{"a":1,"a":2}')).toBeUndefined();
+    const a = '{"request":{"\\u0074ext":"A","text":"B"}}';
+    const b = '{"request":{"text":"B","\\u0074ext":"A"}}';
+    expect(canonicalJson(a)).toBeUndefined();
+    expect(canonicalJson(b)).toBeUndefined();
+    expect(canonicalJson('{"\\u0074ext":"A","texts":"B"}')).toBe(
+      '{"\\u0074ext":"A","texts":"B"}',
+    );
+  });
+
+  it(`has no canonical form past ${MAX_DEPTH} levels, and never overflows the stack`, () => {
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    expect(canonicalJson(deep(MAX_DEPTH))).toBe(deep(MAX_DEPTH));
+    expect(canonicalJson(deep(MAX_DEPTH + 1))).toBeUndefined();
+    expect(canonicalJson(deep(5000))).toBeUndefined();
+    expect(canonicalJson(`{"a":${deep(MAX_DEPTH)}}`)).toBeUndefined();
   });
 
   it('answers undefined for what is not JSON', () => {

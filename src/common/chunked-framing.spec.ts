@@ -172,6 +172,9 @@ describe('bodyStart', () => {
       head.replace('\r\n\r\n', '\r\nX-More: 1\r\n\r\n'),
       head.replace('HTTP/1.1', 'HTTP/1.0'),
       `${head}5\r\n${head}\r\n`, // a twin later in the read (pipelined, or inside the body)
+      // The same section with other whitespace later on: Node's trimmed
+      // values cannot tell which of the two it parsed.
+      `${head}7FFFFFFF\r\n${head.replace('Host: gw', 'Host:gw')}5\r\n`,
     ];
     for (const text of cases) {
       expect(bodyStart(Buffer.from(text, 'latin1'), request)).toBe(-1);

@@ -124,11 +124,12 @@ type RequestHead = Pick<
 
 /**
  * Where the body of `request` starts in `buf`, when `buf` holds, from `from`
- * (after blank lines), the request's whole header section byte for byte as
- * Node parsed it (request line, then each raw header in order, then an empty
- * line); else -1. With `unique`, also -1 when that section occurs again
- * later in `buf` (a pipelined twin, or a copy inside a body): for a read
- * whose start is not known to be a message's start.
+ * (after blank lines), the request's whole header section as Node parsed it
+ * (request line, then each raw header in order, then an empty line); else -1.
+ * Node trims header values, so `Host: x` and `Host:x` both match: with
+ * `unique`, also -1 when such a section occurs again later in `buf` (a
+ * pipelined twin, or header text inside a body), for a read whose start is
+ * not known to be a message's start.
  */
 export function bodyStart(
   buf: Buffer,
@@ -138,8 +139,26 @@ export function bodyStart(
 ): number {
   let pos = from;
   while (pos < buf.length && (buf[pos] === CR || buf[pos] === LF)) pos++;
-  const head = pos;
   const requestLine = `${request.method} ${request.url} HTTP/${request.httpVersion}\r\n`;
+  const end = headEnd(buf, request, requestLine, pos);
+  if (end === -1 || !unique) return end;
+  for (
+    let twin = buf.indexOf(requestLine, pos + 1, 'latin1');
+    twin !== -1;
+    twin = buf.indexOf(requestLine, twin + 1, 'latin1')
+  ) {
+    if (headEnd(buf, request, requestLine, twin) !== -1) return -1;
+  }
+  return end;
+}
+
+/** The end of `request`'s header section when it starts at `pos` in `buf`, else -1. */
+function headEnd(
+  buf: Buffer,
+  request: RequestHead,
+  requestLine: string,
+  pos: number,
+): number {
   if (buf.toString('latin1', pos, pos + requestLine.length) !== requestLine)
     return -1;
   pos += requestLine.length;
@@ -155,9 +174,7 @@ export function bodyStart(
     pos = lf + 1;
   }
   if (buf[pos] !== CR || buf[pos + 1] !== LF) return -1;
-  pos += 2;
-  if (unique && buf.indexOf(buf.subarray(head, pos), pos) !== -1) return -1;
-  return pos;
+  return pos + 2;
 }
 
 function trimWhitespace(value: string): string {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -86,4 +86,16 @@ export class ParserHook {
   currentBuffer(): Buffer {
     return this.parser.getCurrentBuffer();
   }
+}
+
+/**
+ * Node's `server.close()` destroys every keep-alive connection whose parser
+ * is idle at that instant (and Fastify's close does the same through
+ * `closeIdleConnections`): a connection whose next request is still on the
+ * wire is reset, and that request lost (Node 20, back-to-back keep-alive
+ * clients). After this, closing leaves idle connections open; the drain
+ * (ShutdownService) closes them itself, once they have stayed idle.
+ */
+export function leaveIdleConnectionsOnClose(server: Server): void {
+  server.closeIdleConnections = () => undefined;
 }

@@ -68,18 +68,23 @@ export function dispatchBody(
     : body;
 }
 
-/** The bytes of a body as read, whichever form it has (for span attributes). */
+/** The bytes of a body as read (0 for none). */
+export function bodyLength(body: RequestBody | undefined): number {
+  if (body === undefined) return 0;
+  if (!Array.isArray(body)) return body.length;
+  let size = 0;
+  for (const chunk of body) size += chunk.length;
+  return size;
+}
+
+/** The bytes of a request's body: as read, else as announced (for span attributes). */
 export function requestBodySize(request: {
   body: unknown;
   headers: { 'content-length'?: string };
 }): number | undefined {
   const body = request.body;
-  if (Buffer.isBuffer(body)) return body.length;
-  if (Array.isArray(body)) {
-    let size = 0;
-    for (const chunk of body as Buffer[]) size += chunk.length;
-    return size;
-  }
+  if (Buffer.isBuffer(body) || Array.isArray(body))
+    return bodyLength(body as RequestBody);
   const length = Number(request.headers['content-length']);
   return request.headers['content-length'] && Number.isInteger(length)
     ? length

@@ -1,6 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import { intInRange, parseEnv } from './env.js';
+import { headerNameList, intInRange, parseEnv } from './env.js';
 
 export const CACHE_ENV_DEFAULTS = {
   CACHE_TTL_SECONDS: '0',
@@ -11,8 +11,6 @@ export const CACHE_ENV_DEFAULTS = {
   CACHE_SCOPE: 'key',
 };
 
-const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 export const cacheConfig = registerAs('cache', () => {
   const env = parseEnv(
     {
@@ -20,18 +18,7 @@ export const cacheConfig = registerAs('cache', () => {
       CACHE_MAX_ENTRIES: intInRange(1, 100_000_000),
       CACHE_MAX_BYTES: intInRange(1024, 1024 ** 4),
       CACHE_MAX_BODY_BYTES: intInRange(1, 1024 ** 3),
-      CACHE_KEY_HEADERS: z
-        .string()
-        .transform((raw) =>
-          raw
-            .split(',')
-            .map((name) => name.trim().toLowerCase())
-            .filter(Boolean),
-        )
-        .refine(
-          (names) => names.every((name) => headerName.test(name)),
-          'comma-separated HTTP header names',
-        ),
+      CACHE_KEY_HEADERS: headerNameList,
       CACHE_SCOPE: z.enum(['key', 'global']),
     },
     CACHE_ENV_DEFAULTS,

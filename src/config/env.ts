@@ -30,6 +30,22 @@ export const intInRange = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A comma-separated list of HTTP header names, lower-cased. */
+export const headerNameList = z
+  .string()
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  )
+  .refine(
+    (names) => names.every((name) => HEADER_NAME.test(name)),
+    'comma-separated HTTP header names',
+  );
+
 export const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');

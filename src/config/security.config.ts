@@ -1,6 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { z } from 'zod';
-import { intInRange, parseEnv } from './env.js';
+import { headerNameList, intInRange, parseEnv } from './env.js';
 
 export const SECURITY_ENV_DEFAULTS = {
   API_KEYS: '',
@@ -12,6 +12,8 @@ export const SECURITY_ENV_DEFAULTS = {
   RATE_LIMIT_ON_REDIS_ERROR: 'allow',
   CORS_ORIGINS: '',
   HEADERS_WITH_UNDERSCORES: 'drop',
+  CREDENTIAL_HEADERS:
+    'authorization,proxy-authorization,cookie,x-api-key,x-auth-token',
 };
 
 export const securityConfig = registerAs('security', () => {
@@ -26,6 +28,7 @@ export const securityConfig = registerAs('security', () => {
       RATE_LIMIT_ON_REDIS_ERROR: z.enum(['allow', 'deny']),
       CORS_ORIGINS: z.string(),
       HEADERS_WITH_UNDERSCORES: z.enum(['drop', 'allow']),
+      CREDENTIAL_HEADERS: headerNameList,
     },
     SECURITY_ENV_DEFAULTS,
   );
@@ -46,5 +49,10 @@ export const securityConfig = registerAs('security', () => {
     corsOrigins: list(env.CORS_ORIGINS),
     /** Request headers with `_` in their name never reach a backend (nginx's default). */
     dropUnderscoreHeaders: env.HEADERS_WITH_UNDERSCORES === 'drop',
+    /**
+     * Request headers that carry a client's credentials: part of the cache
+     * key, and kept from shadow copies unless a mirror forwards credentials.
+     */
+    credentialHeaders: env.CREDENTIAL_HEADERS,
   };
 });

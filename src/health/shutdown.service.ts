@@ -4,14 +4,25 @@ import {
   Injectable,
   Logger,
   OnApplicationShutdown,
+  OnModuleInit,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currentResponse } from '../common/node-internals.js';
+import {
+  currentResponse,
+  leaveIdleConnectionsOnClose,
+} from '../common/node-internals.js';
 import { serverConfig } from '../config/server.config.js';
+
+/**
+ * How long a connection idle at the signal stays open for a request
+ * already on its way (a keep-alive client sends its next one as soon as an
+ * answer arrives, within milliseconds).
+ */
+export const IDLE_GRACE_MS = 1000;
 
 /**
  * Draining: readiness fails from the first moment of shutdown, the listener
@@ -22,12 +33,14 @@ import { serverConfig } from '../config/server.config.js';
  * Keep-alive clients: from the signal on, every answer (those in flight
  * included) carries `Connection: close` and its connection closes once it is
  * sent; a request arriving on an open connection, during the delay or after,
- * is served that way. Idle connections close with the listener. So the
- * process exits as soon as its last answer is out, not at the timeout.
+ * is served that way. A connection idle at the signal is closed once it has
+ * stayed idle for IDLE_GRACE_MS (not at once, as Node would: a request may
+ * be on its way). So the process exits as soon as its last answer is out,
+ * not at the timeout.
  */
 @Injectable()
 export class ShutdownService
-  implements BeforeApplicationShutdown, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
 {
   private readonly logger = new Logger(ShutdownService.name);
   /** Open client connections (per connection, nothing per request). */
@@ -43,6 +56,13 @@ export class ShutdownService
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  /** Makes the server leave idle connections to the drain when it closes. */
+  onModuleInit(): void {
+    leaveIdleConnectionsOnClose(
+      this.adapterHost.httpAdapter.getHttpServer() as Server,
+    );
   }
 
   /** Server 'connection': keeps the open connections, to close them when draining. */
@@ -94,7 +114,10 @@ export class ShutdownService
    */
   private closeWhenAnswered(socket: Socket): void {
     const answer = currentResponse(socket);
-    if (!answer) return;
+    if (!answer) {
+      this.closeIfStillIdle(socket);
+      return;
+    }
     if (!answer.headersSent) {
       answer.setHeader('connection', 'close');
       return;
@@ -104,6 +127,15 @@ export class ShutdownService
       if (currentResponse(socket)) this.closeWhenAnswered(socket);
       else socket.destroy();
     });
+  }
+
+  /** An idle connection: closed unless a request comes within IDLE_GRACE_MS (then after its answer). */
+  private closeIfStillIdle(socket: Socket): void {
+    const timer = setTimeout(() => {
+      if (!currentResponse(socket)) socket.destroy();
+    }, IDLE_GRACE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   onApplicationShutdown(signal?: string): void {

@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
+import { bodyLength, type RequestBody } from '../common/request-body.js';
 import { modelsConfig } from '../config/models.config.js';
+import { securityConfig } from '../config/security.config.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
 import type { ForwardRequest } from '../proxy/forwarding.js';
 import { ProxyService } from '../proxy/proxy.service.js';
@@ -11,17 +13,28 @@ import type { MirrorRoute } from './model-router.service.js';
  * Shadow traffic: a sampled copy of a request goes to the model's mirror
  * beside the primary, fire and forget. Its answer is read, compared with the
  * client's, counted and dropped; nothing it does reaches the client. At most
- * MIRROR_MAX_INFLIGHT copies run at once: the rest are skipped (counted).
+ * MIRROR_MAX_INFLIGHT copies run at once, holding at most MIRROR_MAX_BYTES
+ * of request bodies (a mirror that stops reading pins them): the rest are
+ * skipped (counted). Credentials (CREDENTIAL_HEADERS) are kept from the
+ * copy unless the mirror forwards them.
  */
 @Injectable()
 export class MirrorService {
   private inflight = 0;
+  private heldBytes = 0;
+  private readonly credentialHeaders: readonly string[];
 
   constructor(
     @Inject(modelsConfig.KEY)
     private readonly models: ConfigType<typeof modelsConfig>,
+    @Inject(securityConfig.KEY) security: ConfigType<typeof securityConfig>,
     private readonly proxy: ProxyService,
-  ) {}
+  ) {
+    // The gateway's own API key headers are stripped before any backend anyway.
+    this.credentialHeaders = [
+      ...new Set([...security.credentialHeaders, 'authorization', 'x-api-key']),
+    ];
+  }
 
   /** Copies in flight now. */
   get active(): number {
@@ -38,13 +51,18 @@ export class MirrorService {
     primary: Promise<BackendAnswer | undefined>,
   ): void {
     if (Math.random() * 100 >= mirror.percent) return;
-    if (this.inflight >= this.models.mirrorMaxInflight) {
+    const bytes = bodyLength(request.body);
+    if (
+      this.inflight >= this.models.mirrorMaxInflight ||
+      this.heldBytes + bytes > this.models.mirrorMaxBytes
+    ) {
       mirror.series.mirrorSkipped.inc();
       return;
     }
     this.inflight++;
+    this.heldBytes += bytes;
     void this.proxy
-      .callOnce(mirror.pool, shadowRequest(request, mirror))
+      .callOnce(mirror.pool, this.shadowRequest(request, mirror))
       .then(async (shadow) => {
         if (!shadow) {
           mirror.series.mirrorError.inc();
@@ -65,19 +83,25 @@ export class MirrorService {
           mirror.series.mismatch.inc();
         }
       })
-      .finally(() => this.inflight--);
+      .finally(() => {
+        this.inflight--;
+        this.heldBytes -= bytes;
+      });
   }
-}
 
-/** The copy: the client's credentials kept from the shadow unless the route says otherwise. */
-function shadowRequest(
-  request: ForwardRequest,
-  mirror: MirrorRoute,
-): ForwardRequest {
-  const headers = { ...request.headers };
-  if (!mirror.forwardCredentials) {
-    delete headers.authorization;
-    delete headers['x-api-key'];
+  /** Bytes of request bodies the copies in flight hold. */
+  get held(): number {
+    return this.heldBytes;
   }
-  return { ...request, headers };
+
+  /** The copy: the client's credentials kept from the shadow unless the route says otherwise. */
+  private shadowRequest(
+    request: ForwardRequest,
+    mirror: MirrorRoute,
+  ): ForwardRequest {
+    const headers = { ...request.headers };
+    if (!mirror.forwardCredentials)
+      for (const name of this.credentialHeaders) delete headers[name];
+    return { ...request, headers };
+  }
 }

@@ -126,6 +126,20 @@ describe('backendRequestHeaders: what the client cannot smuggle', () => {
     );
   });
 
+  it("never passes the client's X-Forwarded-Host or -Proto on", () => {
+    const out = backendRequestHeaders(
+      { 'x-forwarded-host': 'a b/c?d', 'x-forwarded-proto': 'gopher' },
+      { ...forwarded, host: undefined },
+    );
+    expect(out).not.toHaveProperty('x-forwarded-host');
+    expect(out['x-forwarded-proto']).toBe('http');
+    expect(
+      backendRequestHeaders({ 'x-forwarded-host': 'evil' }, forwarded)[
+        'x-forwarded-host'
+      ],
+    ).toBe('gw');
+  });
+
   it('drops the credentials when asked', () => {
     const out = backendRequestHeaders(
       { authorization: 'Bearer x', 'x-api-key': 'k', 'x-kept': '1' },

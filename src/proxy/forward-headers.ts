@@ -49,7 +49,10 @@ export interface ForwardedFor {
 /**
  * Headers for the backend request, in one pass: end-to-end ones (hop-by-hop
  * and `Connection`-named ones removed first, so a client cannot hide its own
- * X-Forwarded-For behind them), then X-Forwarded-*, the request id.
+ * X-Forwarded-For behind them), then X-Forwarded-*, the request id. The
+ * client's X-Forwarded-For is kept with the client appended; its
+ * X-Forwarded-Host and -Proto never pass (Host, when it sent one, becomes
+ * X-Forwarded-Host).
  */
 export function backendRequestHeaders(
   headers: IncomingHttpHeaders,
@@ -68,6 +71,8 @@ export function backendRequestHeaders(
       prior = value;
       continue;
     }
+    // The gateway says who the client asked for (below), never the client.
+    if (name === 'x-forwarded-host' || name === 'x-forwarded-proto') continue;
     if (stripCredentials && (name === 'authorization' || name === 'x-api-key'))
       continue;
     // A WSGI backend reads X_Forwarded_For as X-Forwarded-For.

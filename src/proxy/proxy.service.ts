@@ -82,6 +82,9 @@ export class ProxyService {
     pool: BackendPool,
     outgoing: ForwardRequest,
   ): Promise<BackendAnswer | undefined> {
+    // A connection that can take no answer (the client-error handler has
+    // refused it, or it is gone) gets no backend work done for it.
+    if (!client.request.raw.socket.writable) return undefined;
     const exchange = new Exchange(
       client,
       pool,

@@ -157,6 +157,12 @@ class OtelRequestTrace implements RequestTrace {
   readonly spanId: string | undefined;
   /** For the backend when no client span is made (sampled out). */
   private readonly traceparent: string;
+  /**
+   * The tracestate the backend gets: the client's, as the SDK parsed it
+   * (W3C rules: at most 32 valid members, 512 characters), on its trace
+   * only; none on a new trace (a bad or missing traceparent).
+   */
+  private readonly tracestate: string | undefined;
   private readonly method: string;
   private context: Context | undefined;
 
@@ -174,6 +180,7 @@ class OtelRequestTrace implements RequestTrace {
       context.spanId,
       context.traceFlags,
     );
+    this.tracestate = context.traceState?.serialize() || undefined;
     this.recording = span.isRecording();
     if (!this.recording) return;
     this.traceId = context.traceId;
@@ -202,6 +209,8 @@ class OtelRequestTrace implements RequestTrace {
     attempt: number,
     retryReason: string | undefined,
   ): AttemptSpan | undefined {
+    if (this.tracestate === undefined) delete headers.tracestate;
+    else headers.tracestate = this.tracestate;
     if (!this.recording) {
       headers.traceparent = this.traceparent;
       return undefined;

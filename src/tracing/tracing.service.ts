@@ -1,4 +1,8 @@
-import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { onRequestHookHandler } from 'fastify';
 import { isQuietPath } from '../common/request-labels.js';
@@ -18,10 +22,15 @@ const SHUTDOWN_FLUSH_MS = 5000;
  * `traceRequest` (a Fastify hook installed only when tracing is on) puts
  * each request's trace on its state, where the stages find it.
  */
-export class TracingService implements OnApplicationShutdown {
+export class TracingService
+  implements OnApplicationBootstrap, OnApplicationShutdown
+{
   private static readonly logger = new Logger('Tracing');
 
-  private constructor(private readonly tracer: GatewayTracer | undefined) {}
+  private constructor(
+    private readonly tracer: GatewayTracer | undefined,
+    private readonly config?: ConfigType<typeof tracingConfig>,
+  ) {}
 
   static readonly off = new TracingService(undefined);
 
@@ -56,7 +65,14 @@ export class TracingService implements OnApplicationShutdown {
       },
       version,
     );
-    logger.log(
+    return new TracingService(tracer, config);
+  }
+
+  /** The boot line, once the application's logger is in place (at create, none is yet). */
+  onApplicationBootstrap(): void {
+    const config = this.config;
+    if (!config) return;
+    TracingService.logger.log(
       {
         endpoint: config.url,
         protocol: config.protocol,
@@ -65,7 +81,6 @@ export class TracingService implements OnApplicationShutdown {
       },
       'tracing on: OTLP/HTTP export',
     );
-    return new TracingService(tracer);
   }
 
   get enabled(): boolean {
