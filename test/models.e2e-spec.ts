@@ -1,16 +1,21 @@
 import { once } from 'node:events';
 import {
+  closeSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { Agent, request as undiciRequest } from 'undici';
+import { MirrorService } from '../src/models/mirror.service.js';
 import { RoutesFileService } from '../src/models/routes-file.service.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { spawnGateway } from './support/process.js';
@@ -348,7 +353,12 @@ describe('Model versions (e2e)', () => {
     await gateway(shadowed(primary.url, mirror.url));
     const sent = await run(50, 5, () => [
       '/predict',
-      { authorization: 'Bearer secret', 'x-api-key': 'k' },
+      {
+        authorization: 'Bearer secret',
+        'x-api-key': 'k',
+        cookie: 'session=s',
+        'x-auth-token': 't',
+      },
     ]);
     expect(statusesOf(sent)).toEqual({ 200: 50 });
     await until(async () => mirrorCount(await metrics(), 'ok') === 50, 5000);
@@ -356,9 +366,15 @@ describe('Model versions (e2e)', () => {
     expect(mirror.received).toHaveLength(50);
     expect(mirror.received[0].url).toBe('/predict');
     expect(mirror.received[0].body.toString()).toBe(BODY);
-    expect(mirror.received[0].headers.authorization).toBeUndefined();
-    expect(mirror.received[0].headers['x-api-key']).toBeUndefined();
+    // CREDENTIAL_HEADERS (default: Authorization, Proxy-Authorization,
+    // Cookie, X-API-Key, X-Auth-Token) are kept from the shadow.
+    for (const name of ['authorization', 'x-api-key', 'cookie', 'x-auth-token'])
+      expect([name, mirror.received[0].headers[name]]).toEqual([
+        name,
+        undefined,
+      ]);
     expect(primary.received[0].headers.authorization).toBe('Bearer secret');
+    expect(primary.received[0].headers.cookie).toBe('session=s');
     const ids = new Set(primary.received.map((r) => r.headers['x-request-id']));
     expect(ids.has(mirror.received[0].headers['x-request-id'])).toBe(true);
   });
@@ -449,6 +465,91 @@ describe('Model versions (e2e)', () => {
       const t = await metrics();
       return mirrorCount(t, 'ok') + mirrorCount(t, 'skipped') === 600;
     }, 10_000);
+  });
+
+  it('bounds the bytes shadow copies hold (MIRROR_MAX_BYTES): a mirror that never reads pins no more, the rest are skipped', async () => {
+    const primary = await upstream();
+    // Accepts connections and never reads from them.
+    const stuck = createServer((socket) => socket.pause());
+    stuck.listen(0, '127.0.0.1');
+    await once(stuck, 'listening');
+    const stuckUrl = `http://127.0.0.1:${(stuck.address() as AddressInfo).port}`;
+    try {
+      const gateway2 = await gateway(shadowed(primary.url, stuckUrl), {
+        MIRROR_MAX_INFLIGHT: '1000',
+        MIRROR_MAX_BYTES: String(8 * 1024 * 1024),
+        BACKEND_TIMEOUT_MS: '3000',
+      });
+      const mirror = gateway2.app.get(MirrorService);
+      const big = JSON.stringify({
+        request: { texts: ['x'.repeat(2 * 1024 * 1024)] },
+      });
+      let mostHeld = 0;
+      for (let round = 0; round < 5; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 4 }, () =>
+            request(gateway2.url)
+              .post('/batch_predict')
+              .set('content-type', 'application/json')
+              .send(big),
+          ),
+        );
+        expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+        mostHeld = Math.max(mostHeld, mirror.held);
+      }
+      expect(mostHeld).toBeLessThanOrEqual(8 * 1024 * 1024);
+      // 20 copies of 2 MB, 8 MB allowed: at most 3 at once (never freed here).
+      expect(mirrorCount(await metrics(), 'skipped')).toBeGreaterThanOrEqual(
+        17,
+      );
+    } finally {
+      await gw?.close();
+      gw = undefined;
+      stuck.close();
+    }
+  });
+
+  it('applies a routes file written in place only once the write is done, never half of it', async () => {
+    const [v1, v2, v3] = [await upstream(), await upstream(), await upstream()];
+    const file = join(dir, 'routes.yaml');
+    await gateway(
+      `models:\n  sentiment:\n    versions: [{name: v1, urls: ["${v1.url}"], weight: 1}]\n`,
+    );
+    const routes = gw!.app.get(RoutesFileService);
+    // Its first half alone is a valid file that sends everything to v2.
+    const next = `models:
+  sentiment:
+    versions:
+      - name: v2
+        urls: ["${v2.url}"]
+        weight: 1
+      - name: v3
+        urls: ["${v3.url}"]
+        weight: 1000000
+`;
+    const cut = next.indexOf('      - name: v3');
+    let sending = true;
+    const traffic = (async () => {
+      const sent: Sent[] = [];
+      while (sending) sent.push(await send());
+      return sent;
+    })();
+    const fd = openSync(file, 'w'); // in place: truncated, then written
+    writeSync(fd, next.slice(0, cut));
+    // A writer between its two writes for longer than one poll (500 ms).
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    writeSync(fd, next.slice(cut));
+    closeSync(fd);
+    await until(
+      () => routes.current()?.models.sentiment.versions.length === 2,
+      5000,
+    );
+    const afterApply = await run(20, 4);
+    sending = false;
+    const sent = await traffic;
+    expect(statusesOf(sent)).toEqual({ 200: sent.length });
+    expect(v2.received).toHaveLength(0);
+    expect(new Set(afterApply.map((s) => s.version))).toEqual(new Set(['v3']));
   });
 
   it('applies an edited routes file (ConfigMap symlink swap) under traffic within 2 s with no failed request, and refuses a broken edit', async () => {

@@ -193,6 +193,51 @@ describe('Tracing: OpenTelemetry spans over OTLP/HTTP (e2e)', () => {
     ]);
   });
 
+  it("the client's tracestate: kept W3C-valid on its own trace (at most 32 members, 512 characters), dropped on a new trace", async () => {
+    const env = await backends(1);
+    gw = await startGateway({
+      ...env,
+      ...tracingEnv(receiver, { OTEL_TRACES_SAMPLER_ARG: '0' }),
+    });
+    const members = Array.from({ length: 1000 }, (_, i) => `k${i}=v${i}`);
+    const huge = members.join(',');
+    const client = traceparent('00');
+    for (const headers of [
+      { traceparent: client.header, tracestate: huge },
+      { traceparent: 'not-a-traceparent', tracestate: 'vendor=1' },
+      { tracestate: 'vendor=1' },
+      { traceparent: client.header, tracestate: 'vendor=1,Bad Key=x' },
+    ])
+      await request(gw.url)
+        .post('/predict')
+        .set(headers)
+        .send(BODY)
+        .expect(200);
+    const sent = upstreams[0].received.map((r) => r.headers.tracestate);
+    const kept = String(sent[0]).split(',');
+    expect(kept.length).toBeLessThanOrEqual(32);
+    expect(String(sent[0]).length).toBeLessThanOrEqual(512);
+    expect(kept.every((m) => members.includes(m))).toBe(true);
+    expect(sent.slice(1, 3)).toEqual([undefined, undefined]);
+    expect(sent[3]).toBe('vendor=1');
+  });
+
+  it('logs that tracing is on at boot, with the endpoint and sampler (built process)', async () => {
+    const env = await backends(1);
+    proc = await spawnGateway({
+      BACKEND_URL: env.BACKEND_URLS,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    });
+    const line = await proc.waitForLine(
+      (l) => l.msg === 'tracing on: OTLP/HTTP export',
+    );
+    expect(line).toMatchObject({
+      context: 'Tracing',
+      protocol: 'http/protobuf',
+      sampler: 'parentbased_traceidratio',
+    });
+  });
+
   it('rate-limit decisions are events on the server span', async () => {
     const env = await backends(1);
     gw = await startGateway({
