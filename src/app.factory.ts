@@ -19,7 +19,7 @@ import {
  */
 export async function createApp(): Promise<NestFastifyApplication> {
   // Set below, once the application (and so the pipeline) exists.
-  let frameworkError: FrameworkErrorHandler | undefined;
+  const late: { frameworkError?: FrameworkErrorHandler } = {};
   const adapter = new FastifyAdapter({
     genReqId,
     requestIdHeader: false,
@@ -30,7 +30,7 @@ export async function createApp(): Promise<NestFastifyApplication> {
     logger: false,
     routerOptions: { maxParamLength: 100 },
     frameworkErrors: (...args: Parameters<FrameworkErrorHandler>) =>
-      frameworkError?.(...args),
+      late.frameworkError?.(...args),
     // While draining, a request on a connection still open is served (with
     // `Connection: close`, see ShutdownService), not refused with Fastify's
     // plain 503.
@@ -58,7 +58,7 @@ export async function createApp(): Promise<NestFastifyApplication> {
     },
   );
   app.useLogger(app.get(Logger));
-  frameworkError = installRequestPipeline(app);
+  late.frameworkError = installRequestPipeline(app);
   const config = app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
   const server = app.getHttpServer();
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

@@ -10,7 +10,11 @@ import type { Server } from 'node:http';
 import { ClientErrorHandler } from './common/client-error.handler.js';
 import { errorAnswer } from './common/json-error.js';
 import { watchEarlyRejects } from './common/early-reject.js';
-import { readRequestBody, requestBodySize } from './common/request-body.js';
+import {
+  BodyBudget,
+  readRequestBody,
+  requestBodySize,
+} from './common/request-body.js';
 import {
   addSecurityHeaders,
   checkRequestHead,
@@ -48,6 +52,9 @@ export function installRequestPipeline(
   const tracing = app.get(TracingService);
   const metrics = app.get(HttpMetrics);
   const accessLog = app.get(AccessLog);
+  const bodies = new BodyBudget(config.maxBufferedBodyBytes, () =>
+    metrics.countShed('body_budget'),
+  );
   const clientErrors = new ClientErrorHandler(
     server,
     config.maxBodyBytes,
@@ -77,6 +84,7 @@ export function installRequestPipeline(
   // fire for a client that left).
   const closed = (request: FastifyRequest, reply: FastifyReply): void => {
     const state = requestState(request);
+    bodies.release(state);
     const status = finalStatus(state, reply.raw);
     metrics.record(request, reply, status);
     accessLog.write(request, reply, state, status);
@@ -97,13 +105,20 @@ export function installRequestPipeline(
   fastify.addHook('preParsing', checkRequestHead);
 
   // 6. The body: read raw for every content type (the proxy forwards bytes),
-  // 413 as soon as it crosses MAX_BODY_BYTES.
+  // 413 as soon as it crosses MAX_BODY_BYTES, 503 when all bodies held at
+  // once would cross MAX_BUFFERED_BODY_BYTES.
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser(
     '*',
     { bodyLimit: config.maxBodyBytes },
-    (_request, payload, done) =>
-      readRequestBody(payload, config.maxBodyBytes, done),
+    (request, payload, done) =>
+      readRequestBody(
+        payload,
+        config.maxBodyBytes,
+        bodies,
+        requestState(request),
+        done,
+      ),
   );
 
   // 7. The handler: Nest's router and guards, the controllers; errors go to

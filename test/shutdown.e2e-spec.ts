@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { connect } from 'node:net';
 import { spawnGateway } from './support/process.js';
 import { Upstream } from './support/upstream.js';

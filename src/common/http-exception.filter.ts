@@ -10,6 +10,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorAnswer } from './json-error.js';
+import { OverloadedException } from './overloaded.exception.js';
 import { HTTP_METHODS, pathOf } from './request-labels.js';
 
 /**
@@ -48,6 +49,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
       reply.raw.destroy();
       return;
     }
+    if (exception instanceof OverloadedException)
+      reply.header('retry-after', String(exception.retryAfterSeconds));
     const { body, headers } = errorAnswer(status, message, request.id, code);
     void reply.code(status).headers(headers).send(body);
   }

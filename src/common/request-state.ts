@@ -85,6 +85,8 @@ export class RequestState {
   cache: CacheResult | undefined = undefined;
   /** Body bytes of an answer written past Fastify (a cache hit): for the log. */
   bytes: number | undefined = undefined;
+  /** Request body bytes this request holds of MAX_BUFFERED_BODY_BYTES. */
+  bodyBytes = 0;
   /**
    * Status to count when the gateway cut the exchange itself: the
    * client-error handler answered on the socket (4xx), or a streamed answer

@@ -5,7 +5,7 @@ import { headerNameList, intInRange, parseEnv } from './env.js';
 export const CACHE_ENV_DEFAULTS = {
   CACHE_TTL_SECONDS: '0',
   CACHE_MAX_ENTRIES: '10000',
-  CACHE_MAX_BYTES: String(64 * 1024 * 1024),
+  CACHE_MAX_BYTES: String(32 * 1024 * 1024),
   CACHE_MAX_BODY_BYTES: String(1024 * 1024),
   CACHE_KEY_HEADERS: '',
   CACHE_SCOPE: 'key',

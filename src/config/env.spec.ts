@@ -152,7 +152,7 @@ describe('redis and cache configuration', () => {
     expect(read({}, () => cacheConfig())).toMatchObject({
       ttlSeconds: 0,
       maxEntries: 10000,
-      maxBytes: 64 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
       maxBodyBytes: 1024 * 1024,
       keyHeaders: [],
       scope: 'key',

@@ -8,6 +8,7 @@ export const SERVER_ENV_DEFAULTS = {
   HOST: '0.0.0.0',
   ENVIRONMENT: 'production',
   MAX_BODY_BYTES: String(10 * 1024 * 1024),
+  MAX_BUFFERED_BODY_BYTES: String(32 * 1024 * 1024),
   KEEP_ALIVE_TIMEOUT_MS: '65000',
   HEADERS_TIMEOUT_MS: '66000',
   REQUEST_TIMEOUT_MS: '120000',
@@ -25,6 +26,7 @@ export const serverConfig = registerAs('server', () => {
       HOST: z.string().trim().min(1, 'a host name or IP address'),
       ENVIRONMENT: z.string().trim().min(1, 'a non-empty name'),
       MAX_BODY_BYTES: intInRange(1, 1024 * 1024 * 1024),
+      MAX_BUFFERED_BODY_BYTES: intInRange(1, 1024 ** 4),
       KEEP_ALIVE_TIMEOUT_MS: ms(3_600_000),
       HEADERS_TIMEOUT_MS: intInRange(1000, 3_600_000),
       REQUEST_TIMEOUT_MS: ms(3_600_000),
@@ -43,6 +45,8 @@ export const serverConfig = registerAs('server', () => {
     host: env.HOST,
     environment: env.ENVIRONMENT,
     maxBodyBytes: env.MAX_BODY_BYTES,
+    /** Request body bytes held at once, all requests together (read, waiting, forwarded). */
+    maxBufferedBodyBytes: env.MAX_BUFFERED_BODY_BYTES,
     keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
     // Node wants headersTimeout above keepAliveTimeout and below requestTimeout.
     headersTimeoutMs: Math.max(

@@ -23,6 +23,11 @@ export class HttpMetrics {
       .observe(reply.elapsedTime / 1000);
   }
 
+  /** A request refused with 503 overloaded before any backend work (`reason` a label). */
+  readonly countShed = (reason: string): void => {
+    this.metrics.shed.labels(reason).inc();
+  };
+
   /** An answer made below Fastify (ClientErrorHandler): no route, no duration. */
   readonly countUnrouted = (method: string, status: number): void => {
     this.metrics.httpRequests

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { bodyLength, type RequestBody } from '../common/request-body.js';
+import { bodyLength } from '../common/request-body.js';
 import { modelsConfig } from '../config/models.config.js';
 import { securityConfig } from '../config/security.config.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';

@@ -1,6 +1,7 @@
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { Admission, OverloadedException } from './admission.js';
+import { OverloadedException } from '../common/overloaded.exception.js';
+import { Admission } from './admission.js';
 import type { Backend } from './backend.js';
 import { PoolMetrics } from './pool-metrics.js';
 

@@ -1,4 +1,4 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { OverloadedException } from '../common/overloaded.exception.js';
 import type { ConfigType } from '@nestjs/config';
 import { backendConfig } from '../config/backend.config.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
@@ -7,17 +7,6 @@ import { BackendSlot } from './backend-slot.js';
 import type { PoolMetrics } from './pool-metrics.js';
 
 export type ShedReason = 'queue_full' | 'queue_timeout' | 'deadline';
-
-/** 503 `overloaded`: refused before it cost a backend anything. */
-export class OverloadedException extends ServiceUnavailableException {
-  constructor(
-    readonly reason: ShedReason,
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
-    super(message, { errorCode: 'overloaded' });
-  }
-}
 
 /**
  * The request waiting for a slot, as admission sees it: `cut` once the client

@@ -6,7 +6,8 @@ import type { RequestBody } from '../common/request-body.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
-import { Admission, OverloadedException } from './admission.js';
+import { OverloadedException } from '../common/overloaded.exception.js';
+import type { Admission } from './admission.js';
 import type { Backend } from './backend.js';
 import { BackendAnswer, BackendCall, dispatch } from './backend-call.js';
 import {
@@ -197,12 +198,7 @@ export class ProxyService {
     try {
       return await admission.acquire(tried, exchange, exchange.deadline);
     } catch (err) {
-      if (!(err instanceof OverloadedException)) throw err;
-      if (attempt > 0) return undefined;
-      exchange.client.reply.header(
-        'retry-after',
-        String(err.retryAfterSeconds),
-      );
+      if (err instanceof OverloadedException && attempt > 0) return undefined;
       throw err;
     }
   }
