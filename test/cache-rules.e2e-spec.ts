@@ -37,6 +37,8 @@ describe('Response cache rules (e2e)', () => {
       BACKEND_URL: upstream.url,
       RETRY_ATTEMPTS: '0',
       CACHE_TTL_SECONDS: '60',
+      // Room for row 2's four 9 MB bodies at once.
+      MAX_BUFFERED_BODY_BYTES: String(64 * 1024 * 1024),
     });
   });
 
