@@ -10,7 +10,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorAnswer } from './json-error.js';
-import { OverloadedException } from './overloaded.exception.js';
+import { UnavailableException } from './unavailable.exception.js';
 import { HTTP_METHODS, pathOf } from './request-labels.js';
 
 /**
@@ -49,7 +49,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       reply.raw.destroy();
       return;
     }
-    if (exception instanceof OverloadedException)
+    if (exception instanceof UnavailableException)
       reply.header('retry-after', String(exception.retryAfterSeconds));
     const { body, headers } = errorAnswer(status, message, request.id, code);
     void reply.code(status).headers(headers).send(body);

@@ -1,7 +1,7 @@
 import { errorCodes } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { OverloadedException } from './overloaded.exception.js';
+import { OverloadedException } from './unavailable.exception.js';
 import type { RequestState } from './request-state.js';
 
 /** A request body as it arrived: one Buffer, or its chunks in order (never copied). */

@@ -1,6 +1,6 @@
 import { backendConfig } from '../config/backend.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { OverloadedException } from '../common/overloaded.exception.js';
+import { OverloadedException } from '../common/unavailable.exception.js';
 import { Admission } from './admission.js';
 import type { Backend } from './backend.js';
 import { PoolMetrics } from './pool-metrics.js';

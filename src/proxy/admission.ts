@@ -1,4 +1,4 @@
-import { OverloadedException } from '../common/overloaded.exception.js';
+import { OverloadedException } from '../common/unavailable.exception.js';
 import type { ConfigType } from '@nestjs/config';
 import { backendConfig } from '../config/backend.config.js';
 import { AdaptiveLimit } from './adaptive-limit.js';

@@ -2,8 +2,8 @@ import {
   BadGatewayException,
   GatewayTimeoutException,
   HttpException,
-  ServiceUnavailableException,
 } from '@nestjs/common';
+import { UnavailableException } from '../common/unavailable.exception.js';
 import type { BackendAnswer } from './backend-call.js';
 
 // Every way a backend call can fail, and the answer each failure gives the
@@ -100,33 +100,38 @@ export function retryable(err: AttemptFailed, retryOn5xx: boolean): boolean {
 }
 
 /**
- * The gateway's own answer when no backend answered: 503 (with the seconds
- * to `Retry-After`) when none was available, 504 on a timeout, else 502.
+ * The gateway's own answer when no backend answered: 503 with `Retry-After`
+ * when none was available, 504 on a timeout, else 502.
  */
 export function clientError(
   failure: AttemptFailed | undefined,
   noneAvailable: boolean,
   timeoutMs: number,
   retryAfterSeconds: number,
-): { error: HttpException; retryAfter?: number } {
+): HttpException {
   if (!failure || noneAvailable) {
-    return {
-      error: new ServiceUnavailableException(
-        failure
-          ? `no backend is available (last error: ${failure.message})`
-          : 'no backend is available',
-      ),
-      retryAfter: retryAfterSeconds,
-    };
+    return new UnavailableException(
+      failure
+        ? `no backend is available (last error: ${failure.message})`
+        : 'no backend is available',
+      retryAfterSeconds,
+    );
   }
   if (failure.reason === 'timeout' || failure.reason === 'try_timeout') {
-    return {
-      error: new GatewayTimeoutException(
-        `backend did not answer within ${timeoutMs} ms`,
-      ),
-    };
+    return new GatewayTimeoutException(
+      `backend did not answer within ${timeoutMs} ms`,
+    );
   }
-  return {
-    error: new BadGatewayException(`backend unreachable (${failure.message})`),
-  };
+  return new BadGatewayException(`backend unreachable (${failure.message})`);
+}
+
+/**
+ * A backend's retryable status (502/503/504) as the gateway's own error,
+ * for callers that cannot relay the answer itself (a batch's clients).
+ */
+export function statusError(status: number): HttpException {
+  const message = `backend answered ${status}`;
+  if (status === 504) return new GatewayTimeoutException(message);
+  if (status === 503) return new UnavailableException(message, 1);
+  return new BadGatewayException(message);
 }

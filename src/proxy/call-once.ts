@@ -1,7 +1,7 @@
-import type { Readable } from 'node:stream';
 import { type BackendAnswer, BackendCall, dispatch } from './backend-call.js';
 import type { BackendPool } from './backend-pool.js';
 import type { ForwardRequest } from './forwarding.js';
+import { readUpTo } from './relay.js';
 
 /** What one try brought back: a status, and the body when it fit the limit. */
 export interface CalledAnswer {
@@ -42,22 +42,4 @@ export async function callOnce(
     clearTimeout(timer);
     pool.finished(backend, ok ? 'success' : 'failure');
   }
-}
-
-/** The whole stream when it fits in `limit` bytes, else undefined. */
-async function readUpTo(
-  stream: Readable,
-  limit: number,
-): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

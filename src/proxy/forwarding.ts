@@ -1,8 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestBody } from '../common/request-body.js';
 import type { AttemptSpan, RequestState } from '../common/request-state.js';
 import type { Backend } from './backend.js';
+import type { BackendAnswer } from './backend-call.js';
+import type { Cut } from './backend-errors.js';
 
 /** The request as a backend gets it. */
 export interface ForwardRequest {
@@ -44,4 +46,28 @@ export interface Forwarding {
   readonly endpoint: string;
   readonly observer: AttemptObserver | undefined;
   readonly onAnswer: AnswerHook | undefined;
+}
+
+/**
+ * Who an exchange's answer goes to: one client (relayed to it) or the
+ * caller (a batch's answer, read whole). The retry loop is the same.
+ */
+export interface Recipient {
+  readonly requestId: string;
+  readonly endpoint: string;
+  readonly observer: AttemptObserver | undefined;
+  /** The client's response ('close': it left); none for a batch. */
+  readonly response: ServerResponse | undefined;
+  /** An answer's head has gone out: nothing more can be said. */
+  readonly answered: boolean;
+  /** Notes the backend of the attempt now under way (for the access log). */
+  startAttempt(backend: string): void;
+  /** Notes each attempt's backend, status and round trip (for the access log). */
+  noteAttempt(backend: string, status: number | 'error', ms: number): void;
+  /** Takes the answer (relayed, or read whole); rejects when it breaks off. */
+  deliver(
+    answer: BackendAnswer,
+    cut: () => Cut | undefined,
+    tryExpired: () => boolean,
+  ): Promise<void>;
 }

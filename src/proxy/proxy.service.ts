@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -6,24 +6,26 @@ import type { RequestBody } from '../common/request-body.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { serverConfig } from '../config/server.config.js';
-import { OverloadedException } from '../common/overloaded.exception.js';
-import type { Admission } from './admission.js';
-import type { Backend } from './backend.js';
-import { BackendAnswer, BackendCall, dispatch } from './backend-call.js';
-import {
-  AttemptFailed,
-  classify,
-  clientError,
-  RETRYABLE_STATUS,
-  retryable,
-  TRY_TIMEOUT,
-} from './backend-errors.js';
+import type { BackendAnswer } from './backend-call.js';
+import { RETRYABLE_STATUS, statusError } from './backend-errors.js';
 import type { BackendPool } from './backend-pool.js';
 import { callOnce } from './call-once.js';
+import { ExchangeRunner } from './exchange-runner.js';
+import type { Outgoing } from './exchange.js';
 import { backendRequestHeaders } from './forward-headers.js';
-import { Exchange } from './exchange.js';
-import type { Forwarding, ForwardRequest } from './forwarding.js';
-import { discard, relay } from './relay.js';
+import type {
+  AttemptObserver,
+  Forwarding,
+  ForwardRequest,
+} from './forwarding.js';
+import { CallerRecipient, ClientRecipient } from './relay.js';
+
+/** A backend call's answer, read whole, and where it came from. */
+export interface CallAnswer extends BackendAnswer {
+  body: Buffer;
+  backend: string;
+  durationMs: number;
+}
 
 /**
  * Forwards a request to a backend pool: bytes in, bytes out. The body was
@@ -36,8 +38,8 @@ import { discard, relay } from './relay.js';
  */
 @Injectable()
 export class ProxyService {
-  private readonly logger = new Logger(ProxyService.name);
   private readonly dropUnderscoreHeaders: boolean;
+  private readonly runner: ExchangeRunner;
 
   constructor(
     @Inject(backendConfig.KEY)
@@ -47,6 +49,7 @@ export class ProxyService {
     @Inject(securityConfig.KEY) security: ConfigType<typeof securityConfig>,
   ) {
     this.dropUnderscoreHeaders = security.dropUnderscoreHeaders;
+    this.runner = new ExchangeRunner(config, server.maxBodyBytes);
   }
 
   /**
@@ -75,38 +78,50 @@ export class ProxyService {
   }
 
   /**
-   * Forwards under one deadline, with cancellation when the client leaves;
-   * settles with the answer the client got, if any.
+   * Forwards a client's request and relays the answer, under one deadline,
+   * with cancellation when the client leaves; settles with the answer the
+   * client got, if any.
    */
-  async forward(
+  forward(
     client: Forwarding,
     pool: BackendPool,
     outgoing: ForwardRequest,
   ): Promise<BackendAnswer | undefined> {
     // A connection that can take no answer (the client-error handler has
     // refused it, or it is gone) gets no backend work done for it.
-    if (!client.request.raw.socket.writable) return undefined;
-    const exchange = new Exchange(
-      client,
-      pool,
-      outgoing,
-      pool.admission ? performance.now() + this.config.timeoutMs : 0,
+    if (!client.request.raw.socket.writable) return Promise.resolve(undefined);
+    return this.runner.run(new ClientRecipient(client), pool, outgoing);
+  }
+
+  /**
+   * A backend call made for the caller (a batch), with the same retries,
+   * deadline and admission as a forwarding; `outgoing` may be made once a
+   * backend slot is held (undefined then: nothing is sent). The answer is
+   * read whole; a retryable 5xx that no other backend replaced is thrown
+   * as the gateway's error, like a transport failure.
+   */
+  async call(
+    pool: BackendPool,
+    outgoing: Outgoing,
+    id: string,
+    endpoint: string,
+    observer: AttemptObserver | undefined,
+  ): Promise<CallAnswer | undefined> {
+    const caller = new CallerRecipient(
+      id,
+      endpoint,
+      observer,
+      this.server.maxBodyBytes,
     );
-    const response = client.reply.raw;
-    const deadline = setTimeout(
-      () => exchange.cutShort('timeout'),
-      this.config.timeoutMs,
-    );
-    const onClose = () => {
-      if (!response.writableFinished) exchange.cutShort('client');
+    await this.runner.run(caller, pool, outgoing);
+    if (!caller.answer) return undefined;
+    if (RETRYABLE_STATUS.has(caller.answer.status))
+      throw statusError(caller.answer.status);
+    return {
+      ...caller.answer,
+      backend: caller.backend!,
+      durationMs: caller.durationMs,
     };
-    response.once('close', onClose);
-    try {
-      return await this.withRetries(exchange);
-    } finally {
-      clearTimeout(deadline);
-      response.off('close', onClose);
-    }
   }
 
   /**
@@ -121,176 +136,5 @@ export class ProxyService {
       this.config.timeoutMs,
       this.server.maxBodyBytes,
     );
-  }
-
-  private async withRetries(
-    exchange: Exchange,
-  ): Promise<BackendAnswer | undefined> {
-    const { pool } = exchange;
-    const { reply } = exchange.client;
-    pool.countRequest();
-    let tried: Set<Backend> | undefined;
-    let failure: AttemptFailed | undefined;
-    for (let attempt = 0; attempt <= this.config.retryAttempts; attempt++) {
-      // A retry needs a backend not tried yet, and the budget's yes at the
-      // time of the failure (not after a wait for a slot).
-      if (
-        attempt > 0 &&
-        (pool.candidates(tried).length === 0 || !pool.takeRetry())
-      )
-        break;
-      const backend = pool.admission
-        ? await this.admit(pool.admission, tried, exchange, attempt)
-        : pool.pick(tried);
-      if (!backend) break;
-      if (attempt > 0)
-        pool.metrics.retry(
-          exchange.client.endpoint,
-          failure?.reason ?? 'unknown',
-        );
-      try {
-        return await this.attempt(backend, exchange, attempt, failure);
-      } catch (err) {
-        if (!(err instanceof AttemptFailed)) throw err;
-        discard(failure);
-        failure = err;
-        if (
-          exchange.cut ||
-          reply.sent ||
-          !retryable(err, this.config.retryOn5xx)
-        )
-          break;
-        (tried ??= new Set()).add(backend);
-      }
-    }
-    // Nothing more can be said to a client that left or already has its answer's head.
-    if (exchange.cut === 'client' || reply.sent) {
-      discard(failure);
-      return undefined;
-    }
-    // A retryable 5xx that no other backend could replace is relayed as it came.
-    if (failure?.answer) {
-      await relay(failure.answer, exchange);
-      return failure.answer;
-    }
-    const { error, retryAfter } = clientError(
-      failure,
-      pool.backends.length > 1 && pool.available().length === 0,
-      this.config.timeoutMs,
-      Math.ceil(this.config.healthCheckIntervalMs / 1000),
-    );
-    if (retryAfter !== undefined)
-      reply.header('retry-after', String(retryAfter));
-    throw error;
-  }
-
-  /**
-   * A backend with a slot held for this attempt (BACKEND_MAX_CONCURRENCY).
-   * A first attempt that is shed answers 503 overloaded; a shed retry ends the
-   * retries and the previous failure stands.
-   */
-  private async admit(
-    admission: Admission,
-    tried: ReadonlySet<Backend> | undefined,
-    exchange: Exchange,
-    attempt: number,
-  ): Promise<Backend | undefined> {
-    try {
-      return await admission.acquire(tried, exchange, exchange.deadline);
-    } catch (err) {
-      if (err instanceof OverloadedException && attempt > 0) return undefined;
-      throw err;
-    }
-  }
-
-  /** One try on one backend, with its own timeout when BACKEND_TRY_TIMEOUT_MS is set. */
-  private async attempt(
-    backend: Backend,
-    exchange: Exchange,
-    attempt: number,
-    previous: AttemptFailed | undefined,
-  ): Promise<BackendAnswer> {
-    const started = performance.now();
-    const { client, pool, outgoing } = exchange;
-    const { state } = client;
-    state.backend = backend.url;
-    const path = backend.client.prefix + outgoing.pathAndQuery;
-    const span = client.observer?.attempt(
-      outgoing.headers,
-      backend,
-      path,
-      attempt,
-      previous?.reason,
-    );
-    pool.started(backend);
-    let tryTimer: NodeJS.Timeout | undefined;
-    let tryExpired = false;
-    let status: number | 'error' = 'error';
-    let failed: AttemptFailed | undefined;
-    try {
-      let answer: BackendAnswer;
-      try {
-        answer = await new Promise<BackendAnswer>((resolve, reject) => {
-          const call = new BackendCall(
-            this.server.maxBodyBytes,
-            resolve,
-            reject,
-          );
-          exchange.call = call;
-          if (this.config.tryTimeoutMs > 0) {
-            tryTimer = setTimeout(() => {
-              tryExpired = true;
-              call.abort(new Error(TRY_TIMEOUT));
-            }, this.config.tryTimeoutMs);
-          }
-          dispatch(backend, outgoing, call);
-          if (exchange.cut) call.abort(new Error(exchange.cut));
-        });
-      } catch (err) {
-        throw (failed = classify(err, exchange.cut, tryExpired));
-      }
-      status = answer.status;
-      if (this.config.retryOn5xx && RETRYABLE_STATUS.has(status)) {
-        throw (failed = new AttemptFailed(
-          'status',
-          `backend answered ${status}`,
-          answer,
-        ));
-      }
-      await relay(answer, exchange, () => tryExpired).catch((err: unknown) => {
-        throw (failed = classify(err, exchange.cut, tryExpired));
-      });
-      return answer;
-    } finally {
-      clearTimeout(tryTimer);
-      exchange.call = undefined;
-      const seconds = (performance.now() - started) / 1000;
-      const ok = !failed && typeof status === 'number' && status < 500;
-      pool.finished(backend, ok ? 'success' : 'failure');
-      // A timeout is latency too (a lower bound of it): only fast failures are not.
-      const timedOut = !ok && !!failed?.reason.endsWith('timeout');
-      pool.admission?.release(
-        backend,
-        ok || timedOut ? seconds * 1000 : undefined,
-        timedOut,
-      );
-      pool.metrics.call(client.endpoint, status, backend.url).record(seconds);
-      state.backendStatus = status;
-      state.backendDurationMs = Math.round(seconds * 1e6) / 1000;
-      span?.end(status, failed?.reason);
-      if (failed && failed.reason !== 'status' && exchange.cut !== 'client') {
-        this.logger.warn(
-          {
-            request_id: client.request.id,
-            backend_url: backend.url,
-            error: failed.message,
-            reason: failed.reason,
-            trace_id: span?.traceId,
-            span_id: span?.spanId,
-          },
-          'backend request failed',
-        );
-      }
-    }
   }
 }
