@@ -5,6 +5,7 @@ import { AppController } from './app.controller.js';
 import { AuthModule } from './auth/auth.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { backendConfig } from './config/backend.config.js';
+import { batchingConfig } from './config/batching.config.js';
 import { cacheConfig } from './config/cache.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { modelsConfig } from './config/models.config.js';
@@ -34,6 +35,7 @@ import { TracingModule } from './tracing/tracing.module.js';
         cacheConfig,
         tracingConfig,
         modelsConfig,
+        batchingConfig,
       ],
     }),
     LoggingModule,

@@ -48,6 +48,8 @@ export interface RequestTrace {
   ): AttemptSpan | undefined;
   /** A span event on the request's server span (sampled requests only). */
   event(name: string, attributes?: TraceAttributes): void;
+  /** Links the server span to another trace's span (the batch call it rode in). */
+  link(traceId: string, spanId: string): void;
   /** Ends the server span when the response closes. */
   end(status: number, bodySize: number | undefined): void;
 }
@@ -87,6 +89,9 @@ export class RequestState {
   bytes: number | undefined = undefined;
   /** Request body bytes this request holds of MAX_BUFFERED_BODY_BYTES. */
   bodyBytes = 0;
+  /** The batch call it rode in (micro-batching), and how many items it had. */
+  batchId: string | undefined = undefined;
+  batchSize: number | undefined = undefined;
   /**
    * Status to count when the gateway cut the exchange itself: the
    * client-error handler answered on the socket (4xx), or a streamed answer

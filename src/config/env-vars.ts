@@ -1,4 +1,5 @@
 import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
+import { BATCHING_ENV_DEFAULTS } from './batching.config.js';
 import { CACHE_ENV_DEFAULTS } from './cache.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { REDIS_ENV_DEFAULTS } from './redis.config.js';
@@ -17,4 +18,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...CACHE_ENV_DEFAULTS,
   ...TRACING_ENV_DEFAULTS,
   ...MODELS_ENV_DEFAULTS,
+  ...BATCHING_ENV_DEFAULTS,
 };

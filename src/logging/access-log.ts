@@ -49,6 +49,8 @@ export class AccessLog {
         backend_duration_ms: state.backendDurationMs,
         key_id: state.keyId,
         cache: state.cache,
+        batch_id: state.batchId,
+        batch_size: state.batchSize,
         trace_id: state.trace?.traceId,
         span_id: state.trace?.spanId,
       },

@@ -147,12 +147,12 @@ export function counter<L extends string>(config: CounterConfiguration<L>) {
   return new Counter(config);
 }
 
-function gauge<L extends string>(config: GaugeConfiguration<L>) {
+export function gauge<L extends string>(config: GaugeConfiguration<L>) {
   register.removeSingleMetric(config.name);
   return new Gauge(config);
 }
 
-function histogram<L extends string>(config: HistogramConfiguration<L>) {
+export function histogram<L extends string>(config: HistogramConfiguration<L>) {
   register.removeSingleMetric(config.name);
   return new Histogram(config);
 }

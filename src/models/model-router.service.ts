@@ -8,6 +8,10 @@ import {
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestState } from '../common/request-state.js';
+import {
+  type BatchEndpoint,
+  batchingConfig,
+} from '../config/batching.config.js';
 import { modelsConfig } from '../config/models.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { BackendPool } from '../proxy/backend-pool.js';
@@ -23,6 +27,8 @@ export interface ModelVersion {
   readonly pool: BackendPool;
   readonly weight: number;
   readonly series: VersionMetrics;
+  /** Its batch endpoint: the routes file's `batching`, over BATCH_* (micro-batching). */
+  readonly batching: BatchEndpoint;
 }
 
 export interface MirrorRoute {
@@ -79,6 +85,8 @@ export class ModelRouter implements OnModuleInit {
     private readonly pools: BackendPoolService,
     private readonly metrics: MetricsService,
     @Inject(modelsConfig.KEY) config: ConfigType<typeof modelsConfig>,
+    @Inject(batchingConfig.KEY)
+    private readonly batchingDefaults: ConfigType<typeof batchingConfig>,
   ) {
     this.enabled = config.routesFile !== undefined;
     this.stickyHeaders =
@@ -234,6 +242,7 @@ export class ModelRouter implements OnModuleInit {
           name: v.name,
           pool: pool(name, v.name, v.urls, false),
           weight: v.weight,
+          batching: { ...this.batchingDefaults.endpoint, ...v.batching },
           series: series(name, v.name),
         });
       }

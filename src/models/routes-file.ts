@@ -1,6 +1,7 @@
 import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { httpUrl } from '../config/backend.config.js';
+import { backendPath, jsonPointer } from '../config/batching.config.js';
 
 const name = z
   .string()
@@ -18,6 +19,14 @@ const urls = z
   )
   .transform((list) => list.map(normalizeUrl));
 
+/** The version's batch endpoint, where it differs from BATCH_PATH, BATCH_ITEM, BATCH_ITEMS, BATCH_RESULTS. */
+const batching = z.strictObject({
+  path: backendPath.optional(),
+  item: jsonPointer.optional(),
+  items: jsonPointer.optional(),
+  results: jsonPointer.optional(),
+});
+
 const version = z.strictObject({
   name,
   urls,
@@ -25,6 +34,7 @@ const version = z.strictObject({
     .number('a number from 0 to 1000000')
     .min(0, 'a weight >= 0')
     .max(1_000_000, 'a weight <= 1000000'),
+  batching: batching.optional(),
 });
 
 const mirror = z.strictObject({

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
+import { BatchingModule } from '../batching/batching.module.js';
 import { CacheModule } from '../cache/cache.module.js';
 import { ModelsModule } from '../models/models.module.js';
 import { ProxyModule } from '../proxy/proxy.module.js';
@@ -14,6 +15,7 @@ import { PredictPipeline } from './predict.pipeline.js';
     RateLimitModule,
     CacheModule,
     ModelsModule,
+    BatchingModule,
     ProxyModule,
   ],
   controllers: [PredictController],

@@ -1,6 +1,7 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiKeysService } from '../auth/api-keys.service.js';
+import { BatchingService } from '../batching/batching.service.js';
 import { CacheService } from '../cache/cache.service.js';
 import { requestState } from '../common/request-state.js';
 import { MirrorService } from '../models/mirror.service.js';
@@ -28,7 +29,8 @@ import {
  *   3. cache        CacheService.through          (CACHE_TTL_SECONDS): a hit ends here
  *   4. route        ModelRouter.choose            (ROUTES_FILE), else the BACKEND_URL(S) pool
  *   5. mirror       MirrorService.send            (a mirror in the routes file)
- *   6. forward      ProxyService.forward          admission, retries, deadline, relay
+ *   6. batch        BatchingService.handle        (BATCH_MAX_SIZE): /predict items share a call
+ *   7. forward      ProxyService.forward          admission, retries, deadline, relay
  */
 @Injectable()
 export class PredictPipeline {
@@ -40,6 +42,7 @@ export class PredictPipeline {
     cache: CacheService,
     router: ModelRouter,
     mirror: MirrorService,
+    batching: BatchingService,
     proxy: ProxyService,
     pools: BackendPoolService,
   ) {
@@ -71,6 +74,7 @@ export class PredictPipeline {
       );
       p.pool = version.pool;
       p.mirror = version.model.mirror;
+      p.batchEndpoint = version.batching;
       return next(p);
     };
     const implicitPool: Stage = (p, next) => {
@@ -90,6 +94,12 @@ export class PredictPipeline {
         mirror.send(p.mirror, request, answer ?? Promise.resolve(undefined));
       return answer;
     };
+    const batch: Stage = (p, next) =>
+      (p.endpoint === '/predict' &&
+        batching.handle(p, p.pool!, p.batchEndpoint, stripCredentials, () =>
+          next(p),
+        )) ||
+      next(p);
     const forward: Next = (p) => {
       if (!p.pool) throw new Error('no pool was chosen for the request');
       return proxy.forward(p, p.pool, outgoing(p));
@@ -101,6 +111,7 @@ export class PredictPipeline {
     if (cache.enabled) stages.push(lookUp);
     stages.push(router.enabled ? route : implicitPool);
     if (router.enabled) stages.push(shadow);
+    if (batching.enabled) stages.push(batch);
     this.run = compose(stages, forward);
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestState } from '../common/request-state.js';
+import type { BatchEndpoint } from '../config/batching.config.js';
 import type { MirrorRoute } from '../models/model-router.service.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
 import type { BackendPool } from '../proxy/backend-pool.js';
@@ -20,6 +21,8 @@ export class Prediction implements Forwarding {
   pool: BackendPool | undefined = undefined;
   /** The model's shadow, when the routing stage found one. */
   mirror: MirrorRoute | undefined = undefined;
+  /** The version's batch endpoint (routes file), else BATCH_*'s. */
+  batchEndpoint: BatchEndpoint | undefined = undefined;
   /** The request as the backends get it (made once, by the first stage that needs it). */
   outgoing: ForwardRequest | undefined = undefined;
   /** Takes the answer before it is relayed (the cache stage stores it). */

@@ -1,8 +1,5 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { dispatchBody } from '../common/request-body.js';
-import type { Backend } from './backend.js';
-import type { ForwardRequest } from './forwarding.js';
 
 type DispatchController = Parameters<
   NonNullable<Dispatcher.DispatchHandler['onRequestStart']>
@@ -111,21 +108,4 @@ export class BackendCall implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.resolve(answer);
   }
-}
-
-/** Sends `outgoing` to `backend` on its keep-alive connections, answered to `call`. */
-export function dispatch(
-  backend: Backend,
-  outgoing: ForwardRequest,
-  call: BackendCall,
-): void {
-  backend.client.pool.dispatch(
-    {
-      path: backend.client.prefix + outgoing.pathAndQuery,
-      method: outgoing.method,
-      headers: outgoing.headers,
-      body: dispatchBody(outgoing.body),
-    },
-    call,
-  );
 }

@@ -7,15 +7,21 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { backendConfig } from '../config/backend.config.js';
+import { batchingConfig } from '../config/batching.config.js';
 import { modelsConfig } from '../config/models.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { BackendClients } from './backend-clients.service.js';
 import { BackendPool, type PoolDeps, type PoolLabels } from './backend-pool.js';
 
+/** Calls per backend at once when batching is on and BACKEND_MAX_CONCURRENCY is 0. */
+export const BATCHING_CONCURRENCY = 2;
+
 /**
  * Makes and keeps the backend pools: the implicit one of BACKEND_URL(S) when
  * there is no routes file, else one per model version (and mirror). Pools
- * made after boot (a routes file reload) start probing at once.
+ * made after boot (a routes file reload) start probing at once. With
+ * batching on, every pool has admission control: a batch goes when a slot
+ * frees.
  */
 @Injectable()
 export class BackendPoolService
@@ -30,11 +36,21 @@ export class BackendPoolService
   constructor(
     @Inject(backendConfig.KEY) config: ConfigType<typeof backendConfig>,
     @Inject(modelsConfig.KEY) models: ConfigType<typeof modelsConfig>,
+    @Inject(batchingConfig.KEY) batching: ConfigType<typeof batchingConfig>,
     http: HttpService,
     metrics: MetricsService,
     clients: BackendClients,
   ) {
-    this.deps = { config, http, metrics, clients };
+    const maxConcurrency =
+      config.maxConcurrency === 0 && batching.maxSize > 0
+        ? BATCHING_CONCURRENCY
+        : config.maxConcurrency;
+    this.deps = {
+      config: { ...config, maxConcurrency },
+      http,
+      metrics,
+      clients,
+    };
     if (models.routesFile === undefined)
       this.implicit = this.create(config.urls);
   }

@@ -1,4 +1,5 @@
-import { type BackendAnswer, BackendCall, dispatch } from './backend-call.js';
+import { type BackendAnswer, BackendCall } from './backend-call.js';
+import { dispatch } from './dispatch.js';
 import type { BackendPool } from './backend-pool.js';
 import type { ForwardRequest } from './forwarding.js';
 import { readUpTo } from './relay.js';

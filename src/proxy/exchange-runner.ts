@@ -4,7 +4,8 @@ import { OverloadedException } from '../common/unavailable.exception.js';
 import type { backendConfig } from '../config/backend.config.js';
 import type { Admission } from './admission.js';
 import type { Backend } from './backend.js';
-import { type BackendAnswer, BackendCall, dispatch } from './backend-call.js';
+import { type BackendAnswer, BackendCall } from './backend-call.js';
+import { dispatch } from './dispatch.js';
 import {
   AttemptFailed,
   classify,

@@ -262,6 +262,11 @@ class OtelRequestTrace implements RequestTrace {
     if (this.recording) this.span.addEvent(name, attributes);
   }
 
+  link(traceId: string, spanId: string): void {
+    if (this.recording)
+      this.span.addLink({ context: { traceId, spanId, traceFlags: 1 } });
+  }
+
   end(status: number, bodySize: number | undefined): void {
     if (!this.recording) return;
     const span = this.span;

@@ -1,0 +1,41 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RequestState } from '../common/request-state.js';
+import type { BackendAnswer } from '../proxy/backend-call.js';
+import type { AnswerHook, AttemptObserver } from '../proxy/forwarding.js';
+import type { BatchItem } from './batch-item.js';
+
+/** The client side of an item: what its answer needs (a Prediction has it all). */
+export interface BatchClient {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly state: RequestState;
+  readonly observer: AttemptObserver | undefined;
+  readonly onAnswer: AnswerHook | undefined;
+}
+
+export type Outcome = BackendAnswer | undefined;
+
+/** One client's item, from its arrival to its answer. */
+export class Entry {
+  readonly arrivedAt = performance.now();
+  taken = false;
+  done = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly client: BatchClient,
+    readonly item: BatchItem,
+    /** Sends this request alone, as is (the path without batching). */
+    readonly alone: () => Promise<Outcome> | Outcome,
+    readonly resolve: (outcome: Outcome) => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+
+  /** Ends the item's wait; false when it had ended already. */
+  end(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearTimeout(this.timer);
+    return true;
+  }
+}
