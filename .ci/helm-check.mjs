@@ -827,6 +827,15 @@ const rejected = [
   ],
   [['--set', 'env.CACHE_SCOPE=tenant'], 'CACHE_SCOPE'],
   [['--set', 'env.MIRROR_MAX_INFLIGHT=many'], 'MIRROR_MAX_INFLIGHT'],
+  [['--set', 'env.BATCH_MAX_SIZE=1'], 'BATCH_MAX_SIZE'],
+  [['--set', 'env.BATCH_ITEM=request/text'], 'BATCH_ITEM'],
+  [
+    [
+      '--set-json',
+      'routes={"models":{"m":{"versions":[{"name":"v1","urls":["http://a"],"weight":1,"batching":{"path":"batch"}}]}}}',
+    ],
+    'batching/path',
+  ],
   [
     [
       '--set-json',
