@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RequestState } from '../common/request-state.js';
+import type { AttemptSpan, RequestState } from '../common/request-state.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
 import type { AnswerHook, AttemptObserver } from '../proxy/forwarding.js';
 import type { BatchItem } from './batch-item.js';
@@ -38,4 +38,21 @@ export class Entry {
     clearTimeout(this.timer);
     return true;
   }
+}
+
+/** The batch's client span is the first item's; every other item's trace links to it. */
+export function linkedObserver(
+  batch: () => readonly Entry[] | undefined,
+): AttemptObserver {
+  return {
+    attempt: (...args) => {
+      const entries = batch() ?? [];
+      const span: AttemptSpan | undefined =
+        entries[0]?.client.observer?.attempt(...args);
+      if (span)
+        for (const entry of entries.slice(1))
+          entry.client.state.trace?.link(span.traceId, span.spanId);
+      return span;
+    },
+  };
 }

@@ -13,15 +13,18 @@ export interface BatchItem {
 }
 
 /**
- * The item of a request that can join a batch: a JSON body holding a
- * string at `pointer` (`/request/text`) and nothing else but, beside it, an
- * optional `request_id`. Undefined for anything else: it goes alone, as is.
+ * The item of a request that can join a batch: no query string, a JSON
+ * body holding a string at `pointer` (`/request/text`) and nothing else but,
+ * beside it, an optional `request_id`. Undefined for anything else: it goes
+ * alone, as is.
  */
 export function batchItem(
   request: FastifyRequest,
   pointer: Pointer,
 ): BatchItem | undefined {
   if (!/json/i.test(request.headers['content-type'] ?? '')) return undefined;
+  // A query string has no place in the batch call.
+  if (request.url.includes('?')) return undefined;
   if (request.headers['content-encoding'] !== undefined) return undefined;
   const raw = request.body as RequestBody | undefined;
   if (raw === undefined || bodyLength(raw) > MAX_ITEM_BODY_BYTES)

@@ -1,4 +1,4 @@
-import { counter, histogram } from '../metrics/metrics.service.js';
+import { counter, gauge, histogram } from '../metrics/metrics.service.js';
 
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 100];
 const WAIT_BUCKETS = [
@@ -17,9 +17,25 @@ export class BatchMetrics {
     help: 'Time an item waited before its batch was sent',
     buckets: WAIT_BUCKETS,
   });
+  readonly queued = gauge({
+    name: 'gateway_batch_queue_items',
+    help: 'Items waiting for their batch to be sent, all pools',
+  });
+  private waitingItems = 0;
   readonly batches = counter({
     name: 'gateway_batches_total',
     help: 'Batch calls, by outcome: the backend status, invalid (results not one per item) or error (no answer)',
     labelNames: ['status'],
   });
+
+  /** Items waiting for their batch, all pools. */
+  get waiting(): number {
+    return this.waitingItems;
+  }
+
+  /** `delta` more (or fewer) items waiting. */
+  queue(delta: number): void {
+    this.waitingItems += delta;
+    this.queued.set(this.waitingItems);
+  }
 }

@@ -1,8 +1,7 @@
 import { BadGatewayException, GatewayTimeoutException } from '@nestjs/common';
-import type { AttemptSpan } from '../common/request-state.js';
 import { OverloadedException } from '../common/unavailable.exception.js';
 import type { BackendPool } from '../proxy/backend-pool.js';
-import type { AttemptObserver, ForwardRequest } from '../proxy/forwarding.js';
+import type { ForwardRequest } from '../proxy/forwarding.js';
 import type { CallAnswer, ProxyService } from '../proxy/proxy.service.js';
 import {
   batchRequest,
@@ -10,7 +9,12 @@ import {
   itemAnswer,
   resultsOf,
 } from './batch-codec.js';
-import { type BatchClient, Entry, type Outcome } from './batch-entry.js';
+import {
+  type BatchClient,
+  Entry,
+  linkedObserver,
+  type Outcome,
+} from './batch-entry.js';
 import type { BatchItem } from './batch-item.js';
 import type { BatchMetrics } from './batch-metrics.js';
 
@@ -24,6 +28,8 @@ export interface BatcherOptions {
   readonly queueMax: number;
   /** BACKEND_TIMEOUT_MS: an item's deadline from its arrival. */
   readonly timeoutMs: number;
+  /** Retry-After of a 503 overloaded (admission's: QUEUE_TIMEOUT_MS, in s). */
+  readonly retryAfterSeconds: number;
 }
 
 let batches = 0;
@@ -62,7 +68,7 @@ export class Batcher {
         new OverloadedException(
           'queue_full',
           `overloaded: the batch queue is full (${this.options.queueMax})`,
-          1,
+          this.options.retryAfterSeconds,
         ),
       );
     }
@@ -74,9 +80,13 @@ export class Batcher {
       );
       client.reply.raw.once('close', () => {
         // Left before its batch went: it is not sent.
-        if (!entry.taken && entry.end()) resolve(undefined);
+        if (!entry.taken && entry.end()) {
+          this.options.metrics.queue(-1);
+          resolve(undefined);
+        }
       });
       this.queue.push(entry);
+      this.options.metrics.queue(1);
       this.pumpSoon();
     });
   }
@@ -115,7 +125,7 @@ export class Batcher {
     let batch: Entry[] | undefined;
     const send = () => {
       this.acquiring = false;
-      batch = this.take(id);
+      batch = this.take();
       queueMicrotask(() => this.pump());
       if (batch.length > 1) return this.request(batch, id);
       if (batch.length === 1) this.goAlone(batch[0]);
@@ -127,34 +137,39 @@ export class Batcher {
         send,
         id,
         this.route.path,
-        this.observer(() => batch),
+        linkedObserver(() => batch),
       )
       .then(
         (answer) => {
           if (answer && batch) this.settle(batch, id, answer);
         },
         (err: unknown) => {
-          if (batch) return this.fail(batch, err);
+          if (batch) return this.failCall(batch, err);
           // Refused before it held a slot (shed): so is every item waiting.
           this.acquiring = false;
-          this.fail(this.queue.splice(0), err);
+          const queued = this.queue.splice(0).filter((e) => !e.done);
+          this.options.metrics.queue(-queued.length);
+          // Admission counted the batch's refusal once: count each item.
+          if (err instanceof OverloadedException)
+            for (let i = 1; i < queued.length; i++)
+              this.options.shed(err.reason);
+          this.fail(queued, err);
         },
       );
   }
 
   /** Up to BATCH_MAX_SIZE items, oldest first, those that left skipped. */
-  private take(id: string): Entry[] {
+  private take(): Entry[] {
     const batch: Entry[] = [];
     const now = performance.now();
     while (batch.length < this.options.maxSize && this.queue.length > 0) {
       const entry = this.queue.shift()!;
       if (entry.done) continue;
+      this.options.metrics.queue(-1);
       entry.taken = true;
-      entry.client.state.batchId = id;
       this.options.metrics.wait.observe((now - entry.arrivedAt) / 1000);
       batch.push(entry);
     }
-    for (const entry of batch) entry.client.state.batchSize = batch.length;
     return batch;
   }
 
@@ -166,47 +181,33 @@ export class Batcher {
       return;
     }
     const id = `batch-${++batches}`;
-    for (const entry of live) {
-      entry.client.state.batchId = id;
-      entry.client.state.batchSize = live.length;
-    }
     this.options.proxy
       .call(
         this.pool,
         this.request(live, id),
         id,
         this.route.path,
-        this.observer(() => live),
+        linkedObserver(() => live),
       )
       .then(
         (answer) => {
           if (answer) this.settle(live, id, answer);
         },
-        (err: unknown) => this.fail(live, err),
+        (err: unknown) => this.failCall(live, err),
       );
   }
 
+  /** The batch call for `batch`; its items' access lines name it. */
   private request(batch: Entry[], id: string): ForwardRequest {
+    for (const entry of batch) {
+      entry.client.state.batchId = id;
+      entry.client.state.batchSize = batch.length;
+    }
     return batchRequest(
       this.route,
       batch.map((entry) => entry.item),
       id,
     );
-  }
-
-  /** The batch's client span is the first item's; every other item's trace links to it. */
-  private observer(batch: () => Entry[] | undefined): AttemptObserver {
-    return {
-      attempt: (...args) => {
-        const entries = batch() ?? [];
-        const span: AttemptSpan | undefined =
-          entries[0]?.client.observer?.attempt(...args);
-        if (span)
-          for (const entry of entries.slice(1))
-            entry.client.state.trace?.link(span.traceId, span.spanId);
-        return span;
-      },
-    };
   }
 
   private settle(batch: Entry[], id: string, answer: CallAnswer): void {
@@ -258,7 +259,16 @@ export class Batcher {
 
   private goAlone(entry: Entry): void {
     if (!entry.end()) return;
+    // Answered by its own call: no batch names it.
+    entry.client.state.batchId = undefined;
+    entry.client.state.batchSize = undefined;
     Promise.resolve().then(entry.alone).then(entry.resolve, entry.reject);
+  }
+
+  /** A batch call that brought no answer (transport, 502/503/504 after retries). */
+  private failCall(batch: Entry[], err: unknown): void {
+    this.options.metrics.batches.labels('error').inc();
+    this.fail(batch, err);
   }
 
   private fail(batch: Entry[], err: unknown): void {
@@ -277,12 +287,13 @@ export class Batcher {
       return;
     }
     this.queue.splice(this.queue.indexOf(entry), 1);
+    this.options.metrics.queue(-1);
     this.options.shed('deadline');
     entry.reject(
       new OverloadedException(
         'deadline',
         `overloaded: no backend could take it within ${this.options.timeoutMs} ms`,
-        1,
+        this.options.retryAfterSeconds,
       ),
     );
   }

@@ -56,7 +56,13 @@ export class BatchingService {
       maxDelayMs: config.maxDelayMs,
       queueMax: Math.max(backend.queueMax, config.maxSize),
       timeoutMs: backend.timeoutMs,
+      retryAfterSeconds: Math.max(1, Math.ceil(backend.queueTimeoutMs / 1000)),
     };
+  }
+
+  /** Items waiting for their batch to go, in every pool. */
+  get waiting(): number {
+    return this.options?.metrics.waiting ?? 0;
   }
 
   /**

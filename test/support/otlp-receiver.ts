@@ -14,6 +14,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, AttributeValue>;
   events: { name: string; attributes: Record<string, AttributeValue> }[];
+  /** Spans of other traces this one links to. */
+  links: { traceId: string; spanId: string }[];
   /** OTLP's status code: 0 unset, 1 ok, 2 error. */
   statusCode: number;
   resource: Record<string, AttributeValue>;
@@ -46,6 +48,7 @@ interface OtlpJson {
         kind: number;
         attributes?: OtlpKeyValue[];
         events?: { name: string; attributes?: OtlpKeyValue[] }[];
+        links?: { traceId: string; spanId: string }[];
         status?: { code?: number };
       }[];
     }[];
@@ -150,6 +153,10 @@ function decode(body: OtlpJson): ReceivedSpan[] {
           events: (span.events ?? []).map((e) => ({
             name: e.name,
             attributes: attributesOf(e.attributes),
+          })),
+          links: (span.links ?? []).map(({ traceId, spanId }) => ({
+            traceId,
+            spanId,
           })),
           statusCode: span.status?.code ?? 0,
           resource,
