@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Micro-batching benchmark: the gateway (dist/main.js) in front of a one-worker model server
 // (bench/model-server-batch.mjs: calls served one at a time, FIFO, 20 ms + 1 ms per item), with batching off
-// (BATCH_* unset) and on (BATCH_MAX_SIZE=100, BATCH_MAX_DELAY_MS=0). Closed loop at c=1, 8, 64: each client
+// (BATCH_* unset) and on (BATCH_MAX_SIZE=100, BATCH_MAX_DELAY_MS=0, BACKEND_MAX_CONCURRENCY=1: the
+// sim's one worker). Closed loop at c=1, 8, 64: each client
 // POSTs distinct texts ("... client <id> review <n>") to /predict and checks that the answer is for its own text
 // (text echoed, sentiment = the sim's function of the text). Rounds interleave off and on, the order alternating.
 // Per scenario and mode (median of the rounds): req/s, p50, p99, the gateway's CPU µs per item (one item = one
@@ -45,7 +46,13 @@ import { confidenceOf, sentimentOf } from './model-server-batch.mjs';
 const REQUEST_TIMEOUT_MS = 15_000; // above the gateway's BACKEND_TIMEOUT_MS (10 s)
 const MAX_REQUESTS_PER_CLIENT = 1_000_000; // a bound on every loop besides its deadline
 const BUGS = ['swap', 'flip', '500'];
-const ON_ENV = { BATCH_MAX_SIZE: '100', BATCH_MAX_DELAY_MS: '0' };
+// The simulated model server has one worker: the gateway is told so (one
+// call at a time per backend), as docs/batching.md advises for a real one.
+const ON_ENV = {
+  BATCH_MAX_SIZE: '100',
+  BATCH_MAX_DELAY_MS: '0',
+  BACKEND_MAX_CONCURRENCY: '1',
+};
 
 const { values: args } = parseArgs({
   options: {
