@@ -827,8 +827,8 @@ const rejected = [
   ],
   [['--set', 'env.CACHE_SCOPE=tenant'], 'CACHE_SCOPE'],
   [['--set', 'env.MIRROR_MAX_INFLIGHT=many'], 'MIRROR_MAX_INFLIGHT'],
-  [['--set', 'env.BATCH_MAX_SIZE=1'], 'BATCH_MAX_SIZE'],
-  [['--set', 'env.BATCH_ITEM=request/text'], 'BATCH_ITEM'],
+  [['--set', 'batching.maxSize=1'], 'maxSize'],
+  [['--set', 'batching.item=request/text'], 'item'],
   [
     [
       '--set-json',

@@ -38,6 +38,15 @@ const FROM_TRACING: Record<string, string> = {
   OTEL_TRACES_SAMPLER: 'sampler',
   OTEL_TRACES_SAMPLER_ARG: 'samplerArg',
 };
+/** Rendered from `batching.*`. */
+const FROM_BATCHING: Record<string, string> = {
+  BATCH_MAX_SIZE: 'maxSize',
+  BATCH_MAX_DELAY_MS: 'maxDelayMs',
+  BATCH_PATH: 'path',
+  BATCH_ITEM: 'item',
+  BATCH_ITEMS: 'items',
+  BATCH_RESULTS: 'results',
+};
 
 type K8sObject = {
   kind: string;
@@ -114,6 +123,7 @@ describe('chart env vs the variables the code reads', () => {
     const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as {
       env: Record<string, string>;
       tracing: Record<string, string>;
+      batching: Record<string, string | number>;
     };
     const schema = JSON.parse(
       readFileSync(join(chart, 'values.schema.json'), 'utf8'),
@@ -125,7 +135,8 @@ describe('chart env vs the variables the code reads', () => {
         !SECRET_KEYS.includes(n) &&
         !(n in NOT_IN_CHART) &&
         !(n in FROM_VALUES) &&
-        !(n in FROM_TRACING),
+        !(n in FROM_TRACING) &&
+        !(n in FROM_BATCHING),
     );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
     expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
@@ -135,6 +146,11 @@ describe('chart env vs the variables the code reads', () => {
       expect([name, values.env[name]]).toEqual([name, ENV_DEFAULTS[name]]);
     for (const [name, key] of Object.entries(FROM_TRACING))
       expect([name, values.tracing[key]]).toEqual([name, ENV_DEFAULTS[name]]);
+    for (const [name, key] of Object.entries(FROM_BATCHING))
+      expect([name, String(values.batching[key])]).toEqual([
+        name,
+        ENV_DEFAULTS[name],
+      ]);
   });
 
   it('every toggle on still renders only variables the code reads', () => {

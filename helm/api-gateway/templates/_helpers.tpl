@@ -91,6 +91,13 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" (toString .Values.tracing.endpoint) }}
 {{- $_ := set $env "OTEL_TRACES_SAMPLER" (toString .Values.tracing.sampler) }}
 {{- $_ := set $env "OTEL_TRACES_SAMPLER_ARG" (toString .Values.tracing.samplerArg) }}
+{{- $batching := .Values.batching }}
+{{- $_ := set $env "BATCH_MAX_SIZE" (toString $batching.maxSize) }}
+{{- $_ := set $env "BATCH_MAX_DELAY_MS" (toString $batching.maxDelayMs) }}
+{{- $_ := set $env "BATCH_PATH" $batching.path }}
+{{- $_ := set $env "BATCH_ITEM" $batching.item }}
+{{- $_ := set $env "BATCH_ITEMS" $batching.items }}
+{{- $_ := set $env "BATCH_RESULTS" $batching.results }}
 {{- if .Values.demo.enabled }}
 {{- $_ := set $env "BACKEND_URL" (printf "http://%s:80" (include "api-gateway.demo.serviceName" .)) }}
 {{- $_ := set $env "BACKEND_URLS" "" }}
