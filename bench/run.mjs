@@ -9,14 +9,15 @@
 // --overload / --no-overload (BENCH_OVERLOAD=1|0; default on in full and smoke): bench/overload.mjs's comparison last.
 // Flags (or env): --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
 // --warmup (BENCH_WARMUP, s), --leak-seconds (BENCH_LEAK_SECONDS), --cold-runs (BENCH_COLD_RUNS),
-// --targets (BENCH_TARGETS, default direct,nginx,bare,go,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,slow_c64,batch_2mb,cache_hit),
+// --targets (BENCH_TARGETS, default direct,nginx,bare,go,gateway), --scenarios (BENCH_SCENARIOS: c1,c32,c32_chunked,slow_c64,batch_2mb,cache_hit),
 // --no-pool (BENCH_POOL=0), --out (BENCH_OUT, JSON path),
 // BENCH_WRK_THREADS (1), BENCH_GATEWAY_LOG (file|null), BENCH_LOADGEN_CPUS (taskset list for wrk, unset = no pinning),
 // BENCH_LOAD (wrk|autocannon), BENCH_INSTALL (1: apt-get install nginx/wrk if missing; default 1, smoke 0),
 // BENCH_BUILD (auto|always|never), BENCH_GATEWAY_NODE (node binary for the gateway), BENCH_GATEWAY_NODE_ARGS
 // (replaces the node flags taken from npm run start:prod), BENCH_GATEWAY_ENV (K=V,K=V overrides),
-// BENCH_GATEWAY_DIST (benchmark another build dir as is), --node24 (BENCH_NODE24=1: also the gateway on Node 24
-// from npm, start and memory), BENCH_GO_SEED (dir of the Go gateway's build.sh; default ../shared/seed/go-gateway),
+// BENCH_GATEWAY_DIST (benchmark another build dir as is), --node24 (BENCH_NODE24=1; default on in the full run: also the gateway on Node 24
+// from npm, start and memory, run as the image runs it: chart nodeOptions, MALLOC_ARENA_MAX=2, a compile cache;
+// --node24-seconds / BENCH_NODE24_SECONDS: its c=32 run, default 60), BENCH_GO_SEED (dir of the Go gateway's build.sh; default ../shared/seed/go-gateway),
 // BENCH_BASELINE_DIST or --baseline DIR (a second build, the "before" of an A/B: target gateway-before next to
 // gateway in the same interleaved rounds, plus a before/after table).
 import { spawn, spawnSync } from 'node:child_process';
@@ -74,6 +75,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string' },
     'leak-seconds': { type: 'string' },
     'cold-runs': { type: 'string' },
+    'node24-seconds': { type: 'string' },
     targets: { type: 'string' },
     scenarios: { type: 'string' },
     'no-pool': { type: 'boolean', default: false },
@@ -117,6 +119,8 @@ const cfg = {
   warmup: num('warmup', 'BENCH_WARMUP', [2, 0, 1, 1]),
   leakSeconds: num('leak-seconds', 'BENCH_LEAK_SECONDS', [60, 5, 0, 0]),
   coldRuns: num('cold-runs', 'BENCH_COLD_RUNS', [5, 1, 0, 0]),
+  // The Node 24 phase's one c=32 run (issue 23: peak RSS after 60 s).
+  node24Seconds: num('node24-seconds', 'BENCH_NODE24_SECONDS', [60, 2, 60, 60]),
   wrkThreads: Number(process.env.BENCH_WRK_THREADS ?? 1),
   loadgenCpus: process.env.BENCH_LOADGEN_CPUS || undefined,
   gatewayLog: process.env.BENCH_GATEWAY_LOG ?? 'file',
@@ -150,8 +154,8 @@ const cfg = {
     flags.scenarios ??
     (process.env.BENCH_SCENARIOS ||
       pick([
-        'c1,c32,slow_c64,batch_2mb',
-        'c1,c32,slow_c64,batch_2mb',
+        'c1,c32,c32_chunked,slow_c64,batch_2mb',
+        'c1,c32,c32_chunked,slow_c64,batch_2mb',
         'c1,c32',
         'c1,c32',
       ]) + (featuresOn ? ',cache_hit' : ''))
@@ -162,7 +166,12 @@ const cfg = {
     (mode === 'full' || mode === 'smoke') &&
     !flags['no-pool'] &&
     process.env.BENCH_POOL !== '0',
-  node24: !smoke && (flags.node24 || process.env.BENCH_NODE24 === '1'),
+  // Node 24, the image's runtime: on in the full run (BENCH_NODE24=0 leaves it out), opt-in elsewhere.
+  node24:
+    !smoke &&
+    (flags.node24 ||
+      process.env.BENCH_NODE24 === '1' ||
+      (mode === 'full' && process.env.BENCH_NODE24 !== '0')),
   overload:
     !flags['no-overload'] &&
     (flags.overload ||
@@ -594,6 +603,26 @@ log(
     `CPU pinning: ${cfg.loadgenCpus ? `load generator on CPUs ${cfg.loadgenCpus}` : 'none (all processes share the cores)'}`,
 );
 
+/**
+ * Node 24 runs as the image and the chart run it: the chart's default nodeOptions, MALLOC_ARENA_MAX=2 and
+ * NODE_COMPILE_CACHE (written by one boot before the cold starts, as the image's build does).
+ */
+const chartNodeOptions =
+  /^nodeOptions:\s*"([^"]*)"/m.exec(
+    fs.readFileSync(path.join(REPO, 'helm/api-gateway/values.yaml'), 'utf8'),
+  )?.[1] ?? '';
+const imageEnv = {
+  NODE_OPTIONS: chartNodeOptions,
+  MALLOC_ARENA_MAX: '2',
+  NODE_COMPILE_CACHE: path.join(tmp, 'node24-compile-cache'),
+};
+if (node24)
+  log(
+    `gateway (node 24) as in the image: ${Object.entries(imageEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
+
 // ------------------------------------------------------------ scenarios
 const allScenarios = [
   {
@@ -625,6 +654,17 @@ const allScenarios = [
     path: '/predict',
     body: predictBody,
     connections: 64,
+  },
+  {
+    // Issue 23: the same as c32 with an upstream that answers without Content-Length (chunked), as Node's
+    // writeHead + end, Go's net/http past 4 KB and FastAPI's StreamingResponse do.
+    id: 'c32_chunked',
+    label: 'c=32 chunked answers',
+    title: 'c=32, POST /predict, upstream answers chunked (no Content-Length)',
+    stack: 'chunked',
+    path: '/predict',
+    body: predictBody,
+    connections: 32,
   },
   {
     id: 'batch_2mb',
@@ -672,6 +712,9 @@ const slow = await spawnListening('upstream.mjs', [
   '--delay-ms',
   '20',
 ]);
+const chunkedUp = scenarios.some((x) => x.stack === 'chunked')
+  ? await spawnListening('upstream.mjs', ['--port', '0', '--chunked'])
+  : null;
 const upUrl = (u) => `http://127.0.0.1:${u.port}`;
 
 // Cold start first, while nothing else is loaded: spawn -> first 200, RSS at that moment, median of the runs.
@@ -702,10 +745,27 @@ if (cfg.coldRuns > 0 && cfg.targets.includes('gateway')) {
   await measureColdStart('gateway', 'gateway', (i) =>
     startGateway(`cold-${i}`, { url: upUrl(fast) }),
   );
-  if (node24)
-    await measureColdStart('gateway-node24', LABEL['gateway-node24'], (i) =>
-      startGateway(`cold-node24-${i}`, { url: upUrl(fast) }, node24.bin),
+  if (node24) {
+    // The image's compile cache: one boot writes it, as the Dockerfile's build does.
+    await stop(
+      (
+        await startGateway(
+          'node24-compile-cache',
+          { url: upUrl(fast) },
+          node24.bin,
+          imageEnv,
+        )
+      ).child,
     );
+    await measureColdStart('gateway-node24', LABEL['gateway-node24'], (i) =>
+      startGateway(
+        `cold-node24-${i}`,
+        { url: upUrl(fast) },
+        node24.bin,
+        imageEnv,
+      ),
+    );
+  }
 }
 if (cfg.coldRuns > 0 && baselineDist)
   await measureColdStart(BEFORE, BEFORE, (i) =>
@@ -735,10 +795,23 @@ if (cfg.coldRuns > 0 && goBin)
 const stacks = {
   fast: { direct: { port: fast.port, pid: fast.pid, child: fast.child } },
   slow: { direct: { port: slow.port, pid: slow.pid, child: slow.child } },
+  chunked: chunkedUp
+    ? {
+        direct: {
+          port: chunkedUp.port,
+          pid: chunkedUp.pid,
+          child: chunkedUp.child,
+        },
+      }
+    : {},
 };
 const procs = {}; // name -> { pid, withChildren }
 if (cfg.targets.includes('nginx')) {
-  const ngx = await startNginx({ fast: [fast.port], slow: [slow.port] });
+  const ngx = await startNginx({
+    fast: [fast.port],
+    slow: [slow.port],
+    ...(chunkedUp ? { chunked: [chunkedUp.port] } : {}),
+  });
   stacks.fast.nginx = {
     port: ngx.ports.fast,
     pid: ngx.pid,
@@ -751,12 +824,20 @@ if (cfg.targets.includes('nginx')) {
     child: ngx.child,
     withChildren: true,
   };
+  if (chunkedUp)
+    stacks.chunked.nginx = {
+      port: ngx.ports.chunked,
+      pid: ngx.pid,
+      child: ngx.child,
+      withChildren: true,
+    };
   procs.nginx = { pid: ngx.pid, withChildren: true };
 }
 // Proxies for the 20 ms upstream only when a scenario uses it (ab and features-only runs do not).
 const upstreams = [
   ['fast', fast],
   ...(scenarios.some((x) => x.stack === 'slow') ? [['slow', slow]] : []),
+  ...(chunkedUp ? [['chunked', chunkedUp]] : []),
 ];
 if (cfg.targets.includes('bare')) {
   for (const [name, up] of upstreams) {
@@ -1176,6 +1257,7 @@ if (node24) {
     'gateway-node24',
     { url: upUrl(fast) },
     node24.bin,
+    imageEnv,
   );
   const res = await request(g.port, {
     method: 'POST',
@@ -1194,7 +1276,7 @@ if (node24) {
     path: '/predict',
     bodyFile: predictBody,
     connections: 32,
-    seconds: cfg.duration,
+    seconds: cfg.node24Seconds,
     threads: cfg.wrkThreads,
     cpus: cfg.loadgenCpus,
   });
@@ -1203,7 +1285,7 @@ if (node24) {
   ).toFixed(1);
   node24Run = {
     version: node24.version,
-    seconds: cfg.duration,
+    seconds: cfg.node24Seconds,
     rps: +r.rps.toFixed(1),
     p50: +r.latencyMs.p50.toFixed(4),
     p99: +r.latencyMs.p99.toFixed(4),
@@ -1658,6 +1740,51 @@ for (const [key, what] of [
     'MB',
   );
 }
+// Issue 23 (lean): Node 24 as the image runs it, chunked answers, latency and the slow upstream.
+check(
+  'issue 23: cold start (median), Node 24 with the image compile cache',
+  coldStart['gateway-node24']?.medianMs,
+  '<= 400',
+  coldStart['gateway-node24']?.medianMs <= 400,
+  'ms',
+);
+check(
+  'issue 23: idle RSS, Node 24 (chart nodeOptions)',
+  rss.idleMB['gateway-node24'],
+  '<= 80',
+  rss.idleMB['gateway-node24'] <= 80,
+  'MB',
+);
+check(
+  `issue 23: peak RSS after ${cfg.node24Seconds} s at c=32, Node 24`,
+  rss.peakC32MB['gateway-node24'],
+  '<= 120',
+  rss.peakC32MB['gateway-node24'] <= 120,
+  'MB',
+);
+const chunkedCpu = ratio(
+  med('c32_chunked', 'gateway')?.cpuUsPerRequest,
+  med('c32', 'gateway')?.cpuUsPerRequest,
+);
+check(
+  'issue 23: c=32 CPU per request, chunked answers / Content-Length',
+  chunkedCpu,
+  '<= 1.05',
+  chunkedCpu <= 1.05,
+);
+check(
+  "issue 23: c=1 added p50, gateway's minus the Go gateway's",
+  headline.c1?.p50_added_over_go_ms,
+  '< 0',
+  headline.c1?.p50_added_over_go_ms < 0,
+  'ms',
+);
+check(
+  'issue 23: 20 ms upstream c=64, gateway / direct throughput',
+  headline.slow_c64?.rps_gateway_over_direct,
+  '>= 0.9',
+  headline.slow_c64?.rps_gateway_over_direct >= 0.9,
+);
 check(
   'issue 12: c=32 cache hit, req/s / proxied gateway (same rounds, median)',
   cacheHit?.rpsOverProxied,

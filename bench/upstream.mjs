@@ -1,5 +1,7 @@
 // Fake sentiment service for the benchmark: answers like the BentoML service, as fast as node:http allows.
-// Usage: node bench/upstream.mjs [--port 0] [--delay-ms 0]   -> prints "LISTENING <port>" on stdout.
+// Usage: node bench/upstream.mjs [--port 0] [--delay-ms 0] [--chunked]   -> prints "LISTENING <port>" on stdout.
+// --chunked: answers without Content-Length (Transfer-Encoding: chunked, as Node's writeHead + end, Go's
+// net/http past 4 KB or FastAPI's StreamingResponse do).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { listenForHarness } from './harness-child.mjs';
@@ -8,6 +10,7 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     'delay-ms': { type: 'string', default: '0' },
+    chunked: { type: 'boolean', default: false },
   },
 });
 const delayMs = Number(values['delay-ms']);
@@ -34,11 +37,17 @@ function predictBody(req) {
   });
 }
 
+const chunked = values.chunked;
 function send(res, status, body) {
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-  });
+  res.writeHead(
+    status,
+    chunked
+      ? { 'content-type': 'application/json' }
+      : {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+  );
   res.end(body);
 }
 

@@ -623,16 +623,36 @@ describe('Hardening: faults from backends (e2e)', () => {
     });
   });
 
-  it('headers then a stall (streamed body): the client connection is cut after BACKEND_TIMEOUT_MS', async () => {
+  it('headers then a stall (chunked body, still held): 504 JSON within BACKEND_TIMEOUT_MS', async () => {
     stack.upstream.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first');
     };
     const started = Date.now();
-    const outcome = await streamedAnswerOutcome(stack.gw.url);
-    expect(outcome).toBe('aborted');
+    const res = await request(stack.gw.url)
+      .post('/predict')
+      .send('{}')
+      .expect(504);
     expect(Date.now() - started).toBeLessThan(3500);
+    expect(res.body.request_id).toBe(res.headers['x-request-id']);
   });
+
+  it.each([
+    ['past what a chunked answer may hold', 'text/plain', 8192],
+    ['a stream by type (server-sent events)', 'text/event-stream', 5],
+  ])(
+    'headers then a stall, %s: the client connection is cut after BACKEND_TIMEOUT_MS',
+    async (_what, type, bytes) => {
+      stack.upstream.handler = (_req, res) => {
+        res.writeHead(200, { 'content-type': type });
+        res.write(Buffer.alloc(bytes, 'x'));
+      };
+      const started = Date.now();
+      const outcome = await streamedAnswerOutcome(stack.gw.url);
+      expect(outcome).toBe('aborted');
+      expect(Date.now() - started).toBeLessThan(3500);
+    },
+  );
 
   it('a backend 5xx is relayed as it came (not rewritten), with no gateway security headers', async () => {
     stack.upstream.handler = (_req, res) =>

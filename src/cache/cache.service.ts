@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
 import { UNMATCHED_ROUTE } from '../common/request-labels.js';
 import type { CacheResult, RequestState } from '../common/request-state.js';
 import { cacheConfig } from '../config/cache.config.js';
@@ -21,13 +22,17 @@ import {
   RedisCacheStore,
 } from './cache.store.js';
 import { Flight } from './flight.js';
+import { keepCopy } from './keep-copy.js';
 
-/** Takes the backend's answer to a request that missed, before it is sent. */
+/**
+ * Takes the backend's answer to a request that missed, before it is sent: a
+ * streamed answer comes back as the stream to relay, which keeps a copy.
+ */
 export type CacheFill = (
   status: number,
   headers: Record<string, string | string[]>,
-  body: unknown,
-) => Promise<void>;
+  body: Buffer | Readable,
+) => Promise<Readable | void>;
 
 /** The rest of the prediction path, given a fill when the answer may be stored. */
 type Forward<R> = (fill?: CacheFill) => Promise<R | undefined> | undefined;
@@ -122,9 +127,9 @@ export class CacheService {
     } catch (err) {
       return this.failed(err, key, request, reply, state, endpoint, forward);
     }
-    if (!(found instanceof Promise))
-      return this.answer(
-        found,
+    const answer = (stored: CachedAnswer | undefined) =>
+      this.answer(
+        stored,
         directive,
         key,
         request,
@@ -133,20 +138,9 @@ export class CacheService {
         endpoint,
         forward,
       );
-    return found.then(
-      (answer) =>
-        this.answer(
-          answer,
-          directive,
-          key,
-          request,
-          reply,
-          state,
-          endpoint,
-          forward,
-        ),
-      (err: unknown) =>
-        this.failed(err, key, request, reply, state, endpoint, forward),
+    if (!(found instanceof Promise)) return answer(found);
+    return found.then(answer, (err: unknown) =>
+      this.failed(err, key, request, reply, state, endpoint, forward),
     );
   }
 
@@ -247,20 +241,31 @@ export class CacheService {
     flight: Flight | undefined,
     status: number,
     headers: Record<string, string | string[]>,
-    body: unknown,
-  ): Promise<void> {
-    if (
-      status !== 200 ||
-      !Buffer.isBuffer(body) ||
-      body.length > this.config.maxBodyBytes
-    )
+    body: Buffer | Readable,
+  ): Promise<Readable | void> {
+    const { maxBodyBytes } = this.config;
+    if (status !== 200 || (Buffer.isBuffer(body) && body.length > maxBodyBytes))
       return;
     const ttlMs = freshnessMs(headers, this.ttlMs, this.keys.keyed);
     if (ttlMs <= 0) return;
     const kept: Record<string, string | string[]> = {};
     for (const name in headers)
       if (!SERVED_HEADERS.has(name)) kept[name] = headers[name];
-    const answer = { status, headers: kept, body, storedAt: Date.now() };
+    const keep = (whole: Buffer) =>
+      this.keep(key, flight, { status, headers: kept, body: whole }, ttlMs);
+    // Relayed as it arrives, stored when complete.
+    if (!Buffer.isBuffer(body))
+      return keepCopy(body, maxBodyBytes, (whole) => void keep(whole));
+    await keep(body);
+  }
+
+  private async keep(
+    key: string,
+    flight: Flight | undefined,
+    fields: Omit<CachedAnswer, 'storedAt'>,
+    ttlMs: number,
+  ): Promise<void> {
+    const answer = { ...fields, storedAt: Date.now() };
     flight?.settle({ answer });
     try {
       await this.store!.set(key, answer, ttlMs);

@@ -16,11 +16,25 @@ export interface BackendAnswer {
 }
 
 /**
+ * Chunked answers up to this size are read whole like sized ones: Node's
+ * `writeHead` + `end`, Go's net/http past 4 KB and FastAPI's
+ * StreamingResponse send a JSON prediction chunked, and a stream per answer
+ * would cost ~25 % more CPU than a Buffer. Past it the answer streams.
+ */
+export const CHUNKED_HOLD_BYTES = 64 * 1024;
+
+/** Answers that are streams by nature: relayed as they come, never held. */
+const STREAMING_TYPES =
+  /^\s*(?:text\/event-stream|application\/(?:x-ndjson|jsonl|x-jsonlines|stream\+json))\b/i;
+
+/**
  * One request to one backend through undici's `dispatch`: no stream, promise
  * or AbortController is made unless the answer needs it. An answer with a
- * Content-Length up to `bufferLimit` resolves once its body is read whole, so
- * a backend that stalls or resets mid-body still fails the attempt (and can be
- * retried); a larger or chunked one resolves at its head and streams.
+ * Content-Length up to `bufferLimit`, or a chunked one that ends within
+ * CHUNKED_HOLD_BYTES, resolves once its body is read whole, so a backend
+ * that stalls or resets mid-body still fails the attempt (and can be
+ * retried); a larger one resolves at its head (or at the hold's end) and
+ * streams, as does a streaming type (server-sent events, NDJSON).
  */
 export class BackendCall implements Dispatcher.DispatchHandler {
   private controller: DispatchController | undefined;
@@ -28,6 +42,8 @@ export class BackendCall implements Dispatcher.DispatchHandler {
   private status = 0;
   private headers: ResponseHeaders = {};
   private chunks: Buffer[] = [];
+  /** Bytes held of a chunked answer (-1: sized, never streamed past its limit). */
+  private held = -1;
   private stream: Readable | undefined;
   private settled = false;
   private ended = false;
@@ -57,8 +73,18 @@ export class BackendCall implements Dispatcher.DispatchHandler {
     if (status < 200) return; // 1xx: the final answer follows
     this.status = status;
     this.headers = headers;
-    const length = Number(headers['content-length']);
-    if (Number.isFinite(length) && length <= this.bufferLimit) return;
+    const sized = headers['content-length'];
+    if (sized !== undefined) {
+      if (Number(sized) <= this.bufferLimit) return;
+    } else if (!STREAMING_TYPES.test(String(headers['content-type']))) {
+      this.held = 0;
+      return;
+    }
+    this.startStream(controller);
+  }
+
+  private startStream(controller: DispatchController): void {
+    const { status, headers } = this;
     this.stream = new Readable({
       read: () => controller.resume(),
       // Destroyed by its reader (the client left, a retry discards it): stop the download.
@@ -73,7 +99,19 @@ export class BackendCall implements Dispatcher.DispatchHandler {
   onResponseData(controller: DispatchController, chunk: Buffer): void {
     if (this.stream) {
       if (!this.stream.push(chunk)) controller.pause();
-    } else this.chunks.push(chunk);
+      return;
+    }
+    this.chunks.push(chunk);
+    if (this.held < 0) return;
+    this.held += chunk.length;
+    if (this.held <= Math.min(CHUNKED_HOLD_BYTES, this.bufferLimit)) return;
+    // Too long to hold: it streams from here, what was held first.
+    this.startStream(controller);
+    const held = this.chunks;
+    this.chunks = [];
+    let more = true;
+    for (const c of held) more = this.stream!.push(c);
+    if (!more) controller.pause();
   }
 
   onResponseEnd(): void {

@@ -1,5 +1,5 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { Pool } from 'undici';
+import { Pool } from './undici-pool.js';
 
 /** One backend as the proxy dispatches to it. */
 export interface BackendClient {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { RequestBody } from '../common/request-body.js';
 import type { AttemptSpan, RequestState } from '../common/request-state.js';
 import type { Backend } from './backend.js';
@@ -26,12 +27,16 @@ export interface AttemptObserver {
   ): AttemptSpan | undefined;
 }
 
-/** Takes a backend's answer (end-to-end headers only) before it is relayed. */
+/**
+ * Takes a backend's answer (end-to-end headers only) before it is relayed;
+ * for a streamed body it may hand back a stream to relay instead (one that
+ * watches the bytes go by).
+ */
 export type AnswerHook = (
   status: number,
   headers: Record<string, string | string[]>,
-  body: unknown,
-) => Promise<void>;
+  body: Buffer | Readable,
+) => Promise<Readable | void>;
 
 /**
  * The client side of a forwarding, as the prediction path hands it over with

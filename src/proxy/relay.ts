@@ -53,11 +53,13 @@ export class ClientRecipient implements Recipient {
     }
     reply.code(answer.status);
     const headers = endToEndHeaders(answer.headers);
-    if (onAnswer) await onAnswer(answer.status, headers, answer.body);
+    const body =
+      (onAnswer && (await onAnswer(answer.status, headers, answer.body))) ||
+      answer.body;
     for (const name in headers) reply.header(name, headers[name]);
     reply.header(REQUEST_ID_HEADER, request.id);
     state.relayed = true;
-    await reply.send(answer.body);
+    await reply.send(body);
   }
 }
 

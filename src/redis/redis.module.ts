@@ -1,7 +1,9 @@
 import { Global, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { RedisHealthIndicator } from './redis.indicator.js';
-import { REDIS_CLIENT } from './redis.constants.js';
+import type { ConfigType } from '@nestjs/config';
+import { redisConfig } from '../config/redis.config.js';
+import { IOREDIS, REDIS_CLIENT } from './redis.constants.js';
 import { RedisService } from './redis.service.js';
 
 /** The pod's shared Redis connection (or null without Redis configured) for every feature. */
@@ -9,6 +11,12 @@ import { RedisService } from './redis.service.js';
 @Module({
   imports: [TerminusModule],
   providers: [
+    {
+      provide: IOREDIS,
+      inject: [redisConfig.KEY],
+      useFactory: (config: ConfigType<typeof redisConfig>) =>
+        config.topology ? import('ioredis') : null,
+    },
     RedisService,
     RedisHealthIndicator,
     {

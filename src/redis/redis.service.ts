@@ -6,9 +6,10 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { type HostPort, redisConfig } from '../config/redis.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { IOREDIS, type IoRedis } from './redis.constants.js';
 
 /** Longest wait at boot for the first connection; past it the pod starts degraded. */
 const BOOT_WAIT_MS = 1000;
@@ -45,18 +46,19 @@ export class RedisService
   constructor(
     @Inject(redisConfig.KEY) config: ConfigType<typeof redisConfig>,
     private readonly metrics: MetricsService,
+    @Inject(IOREDIS) private readonly ioredis: IoRedis | null,
   ) {
     this.keyPrefix = config.keyPrefix;
     this.timeoutMs = config.timeoutMs;
     this.metrics.redisUp.set(0);
-    this.client = config.topology ? this.connect(config) : null;
+    this.client = ioredis && config.topology ? this.connect(config) : null;
   }
 
   /** Where the connection points, without credentials. */
   get target(): string | undefined {
     const client = this.client;
     if (!client) return undefined;
-    if (client instanceof Cluster) {
+    if (client instanceof this.ioredis!.Cluster) {
       const nodes = client.nodes('master').map((node) => node.options);
       return `cluster ${nodes.length ? list(nodes as HostPort[]) : '(no node yet)'}`;
     }
@@ -128,6 +130,7 @@ export class RedisService
       enableOfflineQueue: false,
       retryStrategy: retryDelay,
     } satisfies RedisOptions;
+    const { Cluster, Redis } = this.ioredis!;
     let client: RedisClient;
     if (topology.kind === 'single') {
       client = new Redis(topology.url, single);
