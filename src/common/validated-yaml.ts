@@ -24,9 +24,18 @@ export function validatedYaml<T>(
   if (result.success) return { value: result.data };
   return {
     errors: result.error.issues.map(
-      (issue) => `${pathText(issue.path)}: expected ${issue.message}`,
+      (issue) => `${pathText(issue.path)}: expected ${expected(issue)}`,
     ),
   };
+}
+
+/** What was expected: for a map's bad key, what a key must be (not what the map is). */
+function expected(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues.length > 0)
+    return issue.issues[0].message;
+  if (issue.code === 'unrecognized_keys')
+    return `no ${issue.keys.map((key) => JSON.stringify(key)).join(', ')} field (a misspelling?)`;
+  return issue.message;
 }
 
 function pathText(path: PropertyKey[]): string {
