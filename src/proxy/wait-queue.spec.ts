@@ -14,13 +14,12 @@ describe('WaitQueue', () => {
       ['critical', 'c2'],
     ] as const)
       queue.push(item(p, n), 0);
-    expect(queue.inOrder().flat().map((i) => i.name)).toEqual([
-      'c1',
-      'c2',
-      'n1',
-      's1',
-      's2',
-    ]);
+    expect(
+      queue
+        .inOrder()
+        .flat()
+        .map((i) => i.name),
+    ).toEqual(['c1', 'c2', 'n1', 's1', 's2']);
     expect(queue.length).toBe(5);
     expect(queue.ahead('critical')).toBe(2);
     expect(queue.ahead('standard')).toBe(3);
