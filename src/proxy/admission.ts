@@ -43,19 +43,14 @@ interface Waiter {
 }
 
 /**
- * Admission control in front of the backends (BACKEND_MAX_CONCURRENCY): each
- * backend takes at most its limit (fixed, or learned by `AdaptiveLimit`); a
- * request that finds every eligible backend full waits in the pool's queue
- * (critical before standard before sheddable, FIFO within a class), and is
- * refused at once with 503 `overloaded` when the queue is full (unless it
- * displaces the newest waiting request of a lower class, refused in its
- * place), when it is sheddable and the queue is half full, when it waited
- * QUEUE_TIMEOUT_MS, or when the backends' recent latency says it cannot
- * finish within its deadline (BACKEND_TIMEOUT_MS). Retries go through here
- * too, so they never exceed a limit.
- *
- * One per pool (each model version has its own queue). Off (0, the default)
- * a pool has none and the proxy's only cost is that `undefined` check.
+ * Admission control (BACKEND_MAX_CONCURRENCY): each backend takes at most its
+ * limit (fixed, or learned by `AdaptiveLimit`); a request that finds every
+ * eligible backend full waits in the pool's `WaitQueue` (by class), and gets
+ * 503 `overloaded` at once when the queue is full (unless it displaces a
+ * lower class), when it is sheddable and higher classes are busy, when it
+ * waited QUEUE_TIMEOUT_MS, or when it cannot finish by its deadline
+ * (BACKEND_TIMEOUT_MS). Retries go through here too. One per pool; off (0,
+ * the default) a pool has none: the proxy's only cost is that check.
  */
 export class Admission {
   private readonly slots = new Map<Backend, BackendSlot>();
@@ -123,7 +118,8 @@ export class Admission {
     const candidates = this.pool.candidates(tried);
     if (candidates.length === 0) return Promise.resolve(undefined);
     const free = this.withRoom(candidates);
-    if (free.length > 0) return Promise.resolve(this.take(this.choose(free)));
+    if (free.length > 0 && !this.yields(waiting.priority, candidates))
+      return Promise.resolve(this.take(this.pool.choose(free) as Backend));
     return this.wait(candidates, tried, waiting, deadline);
   }
 
@@ -148,6 +144,7 @@ export class Admission {
     const { queueMax } = this.config;
     const queued = this.queue.length;
     const now = performance.now();
+    this.queue.found(priority, now);
     const slots = this.slotsOf(candidates);
     const refusal =
       priority === 'sheddable'
@@ -201,7 +198,7 @@ export class Admission {
           i++; // this one has tried the backends with room: let the next one have them
           continue;
         }
-        const backend = this.take(this.choose(free));
+        const backend = this.take(this.pool.choose(free) as Backend);
         this.leave(waiter, (w) => w.resolve(backend));
       }
     }
@@ -271,6 +268,13 @@ export class Admission {
     }
   }
 
+  /** A sheddable request leaves even a free slot to higher classes that had to wait of late (wait() refuses it). */
+  private yields(priority: Priority, candidates: Backend[]): boolean {
+    if (priority !== 'sheddable') return false;
+    const withinMs = fastestAnswer(this.slotsOf(candidates));
+    return this.queue.busyAboveSheddable(withinMs, performance.now());
+  }
+
   private withRoom(candidates: Backend[]): Backend[] {
     return candidates.filter((backend) => this.slot(backend).hasRoom);
   }
@@ -278,10 +282,6 @@ export class Admission {
   private anyRoom(): boolean {
     for (const slot of this.slots.values()) if (slot.hasRoom) return true;
     return false;
-  }
-
-  private choose(free: Backend[]): Backend {
-    return this.pool.choose(free) as Backend;
   }
 
   private take(backend: Backend): Backend {

@@ -54,6 +54,9 @@ describe('WaitQueue', () => {
     expect(queue.refusesSheddable(4, 20, 100)).toMatch(/higher class/);
     queue.remove(c);
     expect(queue.refusesSheddable(4, 20, 110)).toMatch(/higher class/);
+    // Even with a free slot (empty queue) a sheddable request yields within the window.
+    expect(queue.busyAboveSheddable(20, 110)).toBe(true);
     expect(queue.refusesSheddable(4, 20, 121)).toBeUndefined();
+    expect(queue.busyAboveSheddable(20, 121)).toBe(false);
   });
 });

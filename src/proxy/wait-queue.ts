@@ -19,17 +19,22 @@ export class WaitQueue<T extends Queued> {
     return this.count;
   }
 
+  /** A request of `priority` found no free slot at `now` (queued or refused). */
+  found(priority: Priority, now: number): void {
+    if (priority !== 'sheddable') this.aboveSheddableAt = now;
+  }
+
   /** Queues `item`, which had to wait at `now`. */
   push(item: T, now: number): void {
     this.classes[rankOf(item.priority)].push(item);
     this.count++;
-    if (item.priority !== 'sheddable') this.aboveSheddableAt = now;
+    this.found(item.priority, now);
   }
 
   /**
    * Why a sheddable request may not wait, if it may not: the queue is half
    * full of `max`, or the backends are busy with higher classes (one waits,
-   * or had to wait within the last `withinMs`): queued behind them, it would
+   * or found no free slot within the last `withinMs`): queued behind them, it would
    * only be overtaken until its deadline passed, and refused late.
    */
   refusesSheddable(
@@ -39,9 +44,14 @@ export class WaitQueue<T extends Queued> {
   ): string | undefined {
     if (this.count >= max / 2)
       return `the queue is half full (${this.count} of ${max}): sheddable requests are refused`;
-    if (this.ahead('standard') > 0 || now - this.aboveSheddableAt < withinMs)
+    if (this.busyAboveSheddable(withinMs, now))
       return 'requests of a higher class wait for the backends: sheddable requests are refused';
     return undefined;
+  }
+
+  /** A request above sheddable waits, or found no free slot within the last `withinMs`. */
+  busyAboveSheddable(withinMs: number, now: number): boolean {
+    return this.ahead('standard') > 0 || now - this.aboveSheddableAt < withinMs;
   }
 
   /** Takes `item` out; false when it was not queued (any more). */
