@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { parseTenants, TenantsFileError } from './tenants-file.js';
 
 const hex = 'ab'.repeat(32);
@@ -60,5 +62,13 @@ tenants:
     expect(errors('tenants: [')).toEqual([
       expect.stringMatching(/^not valid YAML/),
     ]);
+  });
+
+  it("accepts the Helm chart's example tenants value", () => {
+    const values = parse(
+      readFileSync('helm/api-gateway/ci/all-on-values.yaml', 'utf8'),
+    ) as { tenants: unknown };
+    const spec = parseTenants(stringify(values.tenants), 'chart');
+    expect(Object.keys(spec.tenants)).toEqual(['checkout', 'backfill']);
   });
 });
