@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { ConfigValidationError } from '../src/config/env.js';
+import { TenantsService } from '../src/tenants/tenants.service.js';
 import {
   metricsText,
   startGateway,
@@ -11,10 +13,10 @@ import {
 } from './support/gateway.js';
 import { claims, rsaKey, signJwt, ISSUER, AUDIENCE } from './support/jwt.js';
 import { sample } from './support/raw.js';
-import { adminCommand, hasRedisServer, RedisServer } from './support/redis.js';
-import { gatewayPair } from './support/shared-state.js';
+import { adminCommand, hasRedisServer } from './support/redis.js';
+import { redisGatewayPair } from './support/shared-state.js';
 import { Upstream } from './support/upstream.js';
-import { sleep, until } from './support/wait.js';
+import { until } from './support/wait.js';
 
 const digest = (key: string) =>
   `sha256:${createHash('sha256').update(key).digest('hex')}`;
@@ -239,8 +241,11 @@ describe('Tenants: identity, quotas in items, cache scope, live file (e2e)', () 
       5000,
       100,
     );
+    const refused = once(gw.app.get(TenantsService).events, 'refused');
     file.write('tenants:\n  broken: { priority: urgent }\n');
-    await sleep(1500); // two polls: read, refused
+    expect(await refused).toEqual([
+      [expect.stringMatching(/tenants\.broken\.priority: expected one of/)],
+    ]);
     expect((await post(gw, '/predict', one, key('new-key'))).status).toBe(200);
     expect((await post(gw, '/predict', one, key('checkout-key'))).status).toBe(
       200,
@@ -269,22 +274,8 @@ describe('Tenants: identity, quotas in items, cache scope, live file (e2e)', () 
 describe.skipIf(!hasRedisServer)(
   'Tenant quotas across two gateway processes through one redis-server (e2e)',
   () => {
-    let redis: RedisServer;
-    let upstream: Upstream;
-    const pair = gatewayPair(
-      () => upstream,
-      () => ({ REDIS_URL: redis.url }),
-    );
-
-    beforeAll(async () => {
-      redis = await RedisServer.start();
-      upstream = await new Upstream().start();
-    });
-    afterEach(() => pair.stop());
-    afterAll(async () => {
-      await redis?.stop();
-      await upstream?.stop();
-    });
+    const stack = redisGatewayPair();
+    const { pair } = stack;
 
     it('one quota in items for both replicas, one script call per request (both buckets at once)', async () => {
       const file = tenantsFile(TENANTS);
@@ -293,7 +284,7 @@ describe.skipIf(!hasRedisServer)(
         RATE_LIMIT_RPS: '1',
         RATE_LIMIT_BURST: '100',
       });
-      await adminCommand(redis.port, undefined, 'CONFIG', 'RESETSTAT');
+      await adminCommand(stack.redis.port, undefined, 'CONFIG', 'RESETSTAT');
       expect(
         (await post(a, '/batch_predict', texts(6), key('checkout-key'))).status,
       ).toBe(200);
@@ -313,7 +304,7 @@ describe.skipIf(!hasRedisServer)(
         (await post(b, '/predict', one, key('checkout-key-2'))).status,
       ).toBe(429);
       const stats = String(
-        await adminCommand(redis.port, undefined, 'INFO', 'commandstats'),
+        await adminCommand(stack.redis.port, undefined, 'INFO', 'commandstats'),
       );
       const calls = (name: string) =>
         Number(
@@ -321,7 +312,7 @@ describe.skipIf(!hasRedisServer)(
         );
       expect(calls('evalsha') + calls('eval')).toBe(4);
       // The tenant's bucket, and each key's RATE_LIMIT_RPS bucket in its slot.
-      const keys = (await redis.keys(pair.prefix)).sort();
+      const keys = (await stack.redis.keys(pair.prefix)).sort();
       expect(keys).toHaveLength(3);
       expect(keys[0]).toBe(`${pair.prefix}rl:{t:checkout}`);
       for (const k of keys.slice(1))

@@ -151,6 +151,7 @@ export class FileKeys implements KeySource {
     path: string,
     algorithms: readonly string[],
     onChange: () => void,
+    onRefused: () => void,
   ) {
     this.file = new WatchedFile({
       path,
@@ -159,11 +160,13 @@ export class FileKeys implements KeySource {
         this.logger.log({ file: path }, 'JWT public key file reloaded');
         onChange();
       },
-      onRefused: (err) =>
+      onRefused: (err) => {
         this.logger.warn(
           { file: path, error: describe(err) },
           'JWT public key file refused, keeping the previous keys',
-        ),
+        );
+        onRefused();
+      },
       pollMs: KEY_FILE_POLL_MS,
     });
   }

@@ -9,6 +9,7 @@ import type { ConfigType } from '@nestjs/config';
 import { errors, jwtVerify, type JWTVerifyOptions } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { hash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { configError } from '../config/env.js';
 import { jwtConfig } from '../config/jwt.config.js';
 import { keyDigest } from './api-key.js';
@@ -44,6 +45,8 @@ export class KeysUnavailable extends Error {}
 @Injectable()
 export class JwtVerifier implements OnModuleInit, OnModuleDestroy {
   readonly enabled: boolean;
+  /** `keyFileRefused`: a new JWT_PUBLIC_KEY_FILE could not be used; the last good keys stay. */
+  readonly events = new EventEmitter<{ keyFileRefused: [] }>();
   private keys: KeySource | undefined;
   private readonly options: JWTVerifyOptions;
   private readonly memo = new LRUCache<string, VerifiedToken>({
@@ -78,7 +81,12 @@ export class JwtVerifier implements OnModuleInit, OnModuleDestroy {
       );
     } else if (publicKeyFile !== undefined) {
       try {
-        this.keys = new FileKeys(publicKeyFile, this.config.algorithms, forget);
+        this.keys = new FileKeys(
+          publicKeyFile,
+          this.config.algorithms,
+          forget,
+          () => this.events.emit('keyFileRefused'),
+        );
       } catch (err) {
         throw configError(
           { JWT_PUBLIC_KEY_FILE: publicKeyFile },

@@ -49,8 +49,8 @@ interface Limits {
 @Injectable()
 export class TenantsService implements OnModuleDestroy {
   readonly enabled: boolean;
-  /** A new version is in force (the API keys it lists with it). */
-  readonly events = new EventEmitter<{ change: [] }>();
+  /** `change`: a new version is in force (its API keys with it); `refused`: a bad one was not. */
+  readonly events = new EventEmitter<{ change: []; refused: [string[]] }>();
   private readonly logger = new Logger(TenantsService.name);
   private readonly file: WatchedFile<TenantsSpec> | undefined;
   private fallback: Tenant = tenantOf(DEFAULT_TENANT, false, {
@@ -77,6 +77,7 @@ export class TenantsService implements OnModuleDestroy {
             { file: path, errors },
             `tenants file refused, keeping the previous tenants: ${errors[0]}`,
           );
+          this.events.emit('refused', errors);
         },
         pollMs: TENANTS_FILE_POLL_MS,
       });
