@@ -34,6 +34,20 @@ async function limitGauge(url) {
 }
 
 /**
+ * The gateway's settings in an overload run against `modelUrl`: no retries, the deadline, probes out of the way;
+ * every 5xx is logged at error level, so the 503s' own time comes from the access log.
+ */
+export function overloadEnv(modelUrl, deadlineMs) {
+  return {
+    LOG_LEVEL: 'error',
+    BACKEND_URL: modelUrl,
+    BACKEND_TIMEOUT_MS: String(deadlineMs),
+    RETRY_ATTEMPTS: '0',
+    HEALTH_CHECK_INTERVAL_MS: '60000',
+  };
+}
+
+/**
  * Runs the comparison: off, fixed N, fixed 2N and auto against an N-slot model server at 4x its capacity.
  * Resolves with { params, rows, table } (table: markdown, the first line describing the set-up).
  */
@@ -56,13 +70,8 @@ export async function runOverload({
       node,
       main,
       env: {
-        // Every 5xx is logged at error level: the 503s' own time comes from there.
-        LOG_LEVEL: 'error',
-        BACKEND_URL: model,
-        BACKEND_TIMEOUT_MS: String(deadlineMs),
+        ...overloadEnv(model, deadlineMs),
         BACKEND_MAX_CONCURRENCY: limit,
-        RETRY_ATTEMPTS: '0',
-        HEALTH_CHECK_INTERVAL_MS: '60000',
       },
     });
     const { url } = gw;

@@ -28,6 +28,7 @@ import {
   percentile,
   summarize,
 } from './open-loop.mjs';
+import { overloadEnv } from './overload.mjs';
 
 const digest = (key) =>
   `sha256:${createHash('sha256').update(key).digest('hex')}`;
@@ -87,11 +88,7 @@ export async function runTenants({
         node,
         main,
         env: {
-          LOG_LEVEL: 'error',
-          BACKEND_URL: modelUrl,
-          BACKEND_TIMEOUT_MS: String(deadlineMs),
-          RETRY_ATTEMPTS: '0',
-          HEALTH_CHECK_INTERVAL_MS: '60000',
+          ...overloadEnv(modelUrl, deadlineMs),
           TENANTS_FILE: tenants,
           ...env,
         },
