@@ -201,8 +201,8 @@ export async function runTenants({
       (noisy ? runs.noisy : runs.alone).push(entry);
       log(JSON.stringify({ isolation: noisy ? 'noisy' : 'alone', ...entry }));
     }
-  const p99Alone = median(runs.alone.map((x) => x.p99));
-  const p99Noisy = median(runs.noisy.map((x) => x.p99));
+  const p99Alone = round(median(runs.alone.map((x) => x.p99)), 2);
+  const p99Noisy = round(median(runs.noisy.map((x) => x.p99)), 2);
   const isolation = {
     calmRps,
     noisyQuota,
@@ -226,8 +226,8 @@ export async function runTenants({
     '',
     '| calm tenant | p50 ms | p99 ms (median of rounds) | noisy: 429 / 200 |',
     '|---|---|---|---|',
-    `| alone | ${median(runs.alone.map((x) => x.p50))} | ${p99Alone} (${runs.alone.map((x) => x.p99).join(', ')}) | - |`,
-    `| beside the noisy tenant | ${median(runs.noisy.map((x) => x.p50))} | ${p99Noisy} (${runs.noisy.map((x) => x.p99).join(', ')}) | ${runs.noisy.map((x) => `${x.flood429} / ${x.flood200}`).join(', ')} |`,
+    `| alone | ${round(median(runs.alone.map((x) => x.p50)), 2)} | ${p99Alone} (${runs.alone.map((x) => x.p99).join(', ')}) | - |`,
+    `| beside the noisy tenant | ${round(median(runs.noisy.map((x) => x.p50)), 2)} | ${p99Noisy} (${runs.noisy.map((x) => x.p99).join(', ')}) | ${runs.noisy.map((x) => `${x.flood429} / ${x.flood200}`).join(', ')} |`,
     '',
     `p99 with / alone: ${isolation.ratio}x.`,
   ];
