@@ -572,6 +572,89 @@ check(
   },
 );
 
+check(
+  'tenants value: a ConfigMap holding it verbatim, mounted as a directory at TENANTS_FILE; none without it',
+  () => {
+    const env = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data;
+    const cm = one(a, 'ConfigMap', (c) => c.data?.['tenants.yaml']);
+    const want = parse(readFileSync(allOn, 'utf8')).tenants;
+    assert(
+      isDeepStrictEqual(parse(cm.data['tenants.yaml']), want),
+      'tenants.yaml differs from the tenants value',
+    );
+    const spec = one(a, 'Deployment', (x) => !x.metadata.name.endsWith('-demo'))
+      .spec.template.spec;
+    const volume = spec.volumes.find(
+      (v) => v.configMap?.name === cm.metadata.name,
+    );
+    assert(volume, 'no volume from the tenants ConfigMap');
+    const mount = spec.containers[0].volumeMounts.find(
+      (m) => m.name === volume.name,
+    );
+    assert(mount && !mount.subPath, 'mounted as a directory (no subPath)');
+    assert(
+      env.TENANTS_FILE === `${mount.mountPath}/tenants.yaml`,
+      `TENANTS_FILE ${env.TENANTS_FILE}`,
+    );
+    const defaults = one(d, 'ConfigMap').data;
+    assert(defaults.TENANTS_FILE === '', 'TENANTS_FILE set without tenants');
+    assert(
+      !byKind(d, 'ConfigMap').some((c) => c.data?.['tenants.yaml']),
+      'tenants ConfigMap without tenants',
+    );
+  },
+);
+
+check(
+  'auth.jwt: JWT_* from the values; publicKey in a ConfigMap mounted at JWT_PUBLIC_KEY_FILE; jwksUrl opens its port to egress',
+  () => {
+    const env = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data;
+    assert(
+      env.JWT_JWKS_URL === 'https://idp.example.com/.well-known/jwks.json' &&
+        env.JWT_ISSUER === 'https://idp.example.com/' &&
+        env.JWT_AUDIENCE === 'api-gateway' &&
+        env.JWT_PUBLIC_KEY_FILE === '',
+      `JWT_* ${JSON.stringify(env)}`,
+    );
+    const egress = one(
+      a,
+      'NetworkPolicy',
+      (p) => !p.metadata.name.endsWith('-demo'),
+    ).spec.egress;
+    assert(
+      egress.some(
+        (rule) =>
+          rule.ports?.some((p) => p.port === 443) &&
+          rule.to?.[0]?.ipBlock?.cidr === '203.0.113.0/24',
+      ),
+      'no egress rule to the JWKS port',
+    );
+    const pem = '-----BEGIN PUBLIC KEY-----\nMFkw...\n-----END PUBLIC KEY-----';
+    const r = render('gw', [
+      '--set',
+      `auth.jwt.publicKey=${pem}`,
+      '--set',
+      'auth.jwt.issuers={https://idp/}',
+      '--set',
+      'auth.jwt.audiences={api}',
+    ]);
+    const cm = one(r, 'ConfigMap', (c) => c.data?.key !== undefined);
+    assert(cm.data.key.trim() === pem, `key ${cm.data.key}`);
+    const spec = one(r, 'Deployment').spec.template.spec;
+    const volume = spec.volumes.find(
+      (v) => v.configMap?.name === cm.metadata.name,
+    );
+    const mount = spec.containers[0].volumeMounts.find(
+      (m) => m.name === volume?.name,
+    );
+    const rendered = one(r, 'ConfigMap', (c) => c.data?.GATEWAY_PORT).data;
+    assert(
+      mount && rendered.JWT_PUBLIC_KEY_FILE === `${mount.mountPath}/key`,
+      `JWT_PUBLIC_KEY_FILE ${rendered.JWT_PUBLIC_KEY_FILE}`,
+    );
+  },
+);
+
 check('only one of BACKEND_URL / BACKEND_URLS in the ConfigMap', () => {
   const def = one(d, 'ConfigMap').data;
   assert('BACKEND_URL' in def && !('BACKEND_URLS' in def), 'defaults');
@@ -828,6 +911,25 @@ const rejected = [
   [['--set', 'env.CACHE_SCOPE=tenant'], 'CACHE_SCOPE'],
   [['--set', 'env.MIRROR_MAX_INFLIGHT=many'], 'MIRROR_MAX_INFLIGHT'],
   [['--set', 'batching.maxSize=1'], 'maxSize'],
+  [['--set', 'env.RATE_LIMIT_UNIT=texts'], 'RATE_LIMIT_UNIT'],
+  [['--set', 'auth.jwt.jwksUrl=https://idp/jwks'], 'required'],
+  [
+    [
+      '--set',
+      'auth.jwt.jwksUrl=https://idp/jwks',
+      '--set',
+      'auth.jwt.publicKey=pem',
+      '--set',
+      'auth.jwt.issuers={i}',
+      '--set',
+      'auth.jwt.audiences={a}',
+    ],
+    'both set',
+  ],
+  [['--set', 'auth.jwt.algorithms={RS256,HS256}'], 'algorithms'],
+  [['--set', 'tenants.tenants.a.priority=urgent'], 'priority'],
+  [['--set', 'tenants.tenants.a.apiKeys={plain-key}'], 'apiKeys'],
+  [['--set', 'tenants.tenants.default.rps=1'], 'default'],
   [['--set', 'batching.item=request/text'], 'item'],
   [
     [

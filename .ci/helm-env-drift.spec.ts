@@ -38,6 +38,18 @@ const FROM_TRACING: Record<string, string> = {
   OTEL_TRACES_SAMPLER: 'sampler',
   OTEL_TRACES_SAMPLER_ARG: 'samplerArg',
 };
+/** Rendered from `auth.jwt.*` (lists joined with commas; JWT_PUBLIC_KEY_FILE: the chart's path when publicKey is set). */
+const FROM_JWT: Record<string, string> = {
+  JWT_JWKS_URL: 'jwksUrl',
+  JWT_PUBLIC_KEY_FILE: 'publicKey',
+  JWT_ISSUER: 'issuers',
+  JWT_AUDIENCE: 'audiences',
+  JWT_ALGORITHMS: 'algorithms',
+  JWT_CLOCK_TOLERANCE_S: 'clockToleranceSeconds',
+  JWT_TENANT_CLAIM: 'tenantClaim',
+  JWT_JWKS_COOLDOWN_MS: 'jwksCooldownMs',
+  JWT_JWKS_REFRESH_MS: 'jwksRefreshMs',
+};
 /** Rendered from `batching.*`. */
 const FROM_BATCHING: Record<string, string> = {
   BATCH_MAX_SIZE: 'maxSize',
@@ -124,6 +136,7 @@ describe('chart env vs the variables the code reads', () => {
       env: Record<string, string>;
       tracing: Record<string, string>;
       batching: Record<string, string | number>;
+      auth: { jwt: Record<string, string | number | string[]> };
     };
     const schema = JSON.parse(
       readFileSync(join(chart, 'values.schema.json'), 'utf8'),
@@ -136,7 +149,8 @@ describe('chart env vs the variables the code reads', () => {
         !(n in NOT_IN_CHART) &&
         !(n in FROM_VALUES) &&
         !(n in FROM_TRACING) &&
-        !(n in FROM_BATCHING),
+        !(n in FROM_BATCHING) &&
+        !(n in FROM_JWT),
     );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
     expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
@@ -151,6 +165,13 @@ describe('chart env vs the variables the code reads', () => {
         name,
         ENV_DEFAULTS[name],
       ]);
+    for (const [name, key] of Object.entries(FROM_JWT)) {
+      const value = values.auth.jwt[key];
+      expect([
+        name,
+        Array.isArray(value) ? value.join(',') : String(value),
+      ]).toEqual([name, ENV_DEFAULTS[name]]);
+    }
   });
 
   it('every toggle on still renders only variables the code reads', () => {

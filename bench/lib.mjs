@@ -1,5 +1,6 @@
 // Process, port, HTTP and load-generator helpers for bench/run.mjs.
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -194,6 +195,52 @@ export async function waitFor200(
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `node main` (the built gateway) on a free port with exactly `env` (plus PATH, HOST, GATEWAY_PORT); its
+ * stdout (JSON logs) is kept from `capture()` on. `logs()` stops it and resolves with what was kept, the lines
+ * pino still buffered included. Resolves once it answers GET /health/live.
+ */
+export async function startCapturedGateway({ node, main, env }) {
+  const port = await freePort();
+  const child = track(
+    spawn(node, [main], {
+      env: {
+        PATH: process.env.PATH,
+        HOST: '127.0.0.1',
+        GATEWAY_PORT: String(port),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
+    }),
+  );
+  let text = '';
+  let capturing = false;
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    if (capturing) text += chunk;
+  });
+  try {
+    await waitFor200(port, '/health/live', { child });
+  } catch (err) {
+    await stop(child);
+    throw err;
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    capture() {
+      capturing = true;
+    },
+    async logs() {
+      await stop(child);
+      if (!child.stdout.readableEnded)
+        await new Promise((r) => child.stdout.once('end', r));
+      return text;
+    },
+  };
+}
+
 // ---------------------------------------------------------------- memory
 function childPids(pid) {
   try {
@@ -284,6 +331,7 @@ export async function load({
   seconds,
   threads = 1,
   cpus,
+  authorization,
 }) {
   return tool === 'wrk'
     ? wrkRun({
@@ -294,8 +342,16 @@ export async function load({
         seconds,
         threads: Math.min(threads, connections),
         cpus,
+        authorization,
       })
-    : autocannonRun({ port, path: p, bodyFile, connections, seconds });
+    : autocannonRun({
+        port,
+        path: p,
+        bodyFile,
+        connections,
+        seconds,
+        authorization,
+      });
 }
 
 function wrkRun({
@@ -306,6 +362,7 @@ function wrkRun({
   seconds,
   threads,
   cpus,
+  authorization = '',
 }) {
   const argv = [
     '-t',
@@ -323,7 +380,12 @@ function wrkRun({
   const [cmd, args] = withAffinity(cpus, 'wrk', argv);
   const child = track(
     spawn(cmd, args, {
-      env: { ...process.env, BENCH_PATH: p, BENCH_BODY_FILE: bodyFile },
+      env: {
+        ...process.env,
+        BENCH_PATH: p,
+        BENCH_BODY_FILE: bodyFile,
+        BENCH_AUTHORIZATION: authorization,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
@@ -365,12 +427,16 @@ async function autocannonRun({
   bodyFile,
   connections,
   seconds,
+  authorization,
 }) {
   const { default: autocannon } = await import('autocannon');
   const r = await autocannon({
     url: `http://127.0.0.1:${port}${p}`,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(authorization && { authorization }),
+    },
     body: fs.readFileSync(bodyFile),
     connections,
     duration: seconds,
@@ -727,4 +793,31 @@ export async function startRedis({ dir, timeoutMs = 10_000 }) {
     await redisCommand(port, 'INFO server'),
   )?.[1];
   return { child, pid: child.pid, port, version };
+}
+
+/**
+ * A JWT set-up for the gateway+jwt variant: an RSA key made here, its public PEM in `dir` (JWT_PUBLIC_KEY_FILE),
+ * and one RS256 token valid for a day, signed with node:crypto, that every request re-sends (as a client does
+ * until its token expires).
+ */
+export function benchJwt(dir) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+  });
+  const pemFile = path.join(dir, 'jwt-public.pem');
+  fs.writeFileSync(pemFile, publicKey.export({ type: 'spki', format: 'pem' }));
+  const part = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const issuer = 'https://idp.bench/';
+  const audience = 'api-gateway';
+  const input = `${part({ alg: 'RS256', typ: 'JWT', kid: 'bench' })}.${part({ iss: issuer, aud: audience, sub: 'bench-client', iat: now, exp: now + 86_400 })}`;
+  const signature = crypto.sign('sha256', Buffer.from(input), privateKey);
+  return {
+    env: {
+      JWT_PUBLIC_KEY_FILE: pemFile,
+      JWT_ISSUER: issuer,
+      JWT_AUDIENCE: audience,
+    },
+    authorization: `Bearer ${input}.${signature.toString('base64url')}`,
+  };
 }

@@ -22,6 +22,8 @@ export function openLoop(options: {
   url: string;
   rps: number;
   durationMs: number;
+  headers?: Record<string, string>;
+  body?: string;
 }): Promise<LoadAnswer[]>;
 
 export function percentile(values: number[], p: number): number;
@@ -32,3 +34,5 @@ export function summarize(
 ): LoadSummary;
 
 export function gatewayShedP99(logText: string): number;
+
+export function gatewayShedMs(logText: string): number[];

@@ -6,8 +6,6 @@
 // step of the full benchmark (runOverload below).
 // Usage: npm run build && node bench/overload.mjs [--slots 4] [--service-ms 20] [--seconds 5]
 //   [--warmup-seconds 3] [--main dist/main.js] [--out bench/results/overload.md]
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +13,10 @@ import { parseArgs } from 'node:util';
 import {
   BENCH_DIR,
   REPO,
-  freePort,
   installCleanup,
   spawnListening,
+  startCapturedGateway,
   stop,
-  track,
-  waitFor200,
 } from './lib.mjs';
 import { gatewayShedP99, openLoop, summarize } from './open-loop.mjs';
 
@@ -35,6 +31,20 @@ async function limitGauge(url) {
     .split('\n')
     .find((l) => l.startsWith('gateway_backend_concurrency_limit{'));
   return line ? Number(line.split(' ').at(-1)) : null;
+}
+
+/**
+ * The gateway's settings in an overload run against `modelUrl`: no retries, the deadline, probes out of the way;
+ * every 5xx is logged at error level, so the 503s' own time comes from the access log.
+ */
+export function overloadEnv(modelUrl, deadlineMs) {
+  return {
+    LOG_LEVEL: 'error',
+    BACKEND_URL: modelUrl,
+    BACKEND_TIMEOUT_MS: String(deadlineMs),
+    RETRY_ATTEMPTS: '0',
+    HEALTH_CHECK_INTERVAL_MS: '60000',
+  };
 }
 
 /**
@@ -56,38 +66,20 @@ export async function runOverload({
   const deadlineMs = 3 * serviceMs;
 
   async function scenario(model, limit) {
-    const port = await freePort();
-    const gw = track(
-      spawn(node, [main], {
-        env: {
-          PATH: process.env.PATH,
-          HOST: '127.0.0.1',
-          GATEWAY_PORT: String(port),
-          // Every 5xx is logged at error level: the 503s' own time comes from there.
-          LOG_LEVEL: 'error',
-          BACKEND_URL: model,
-          BACKEND_TIMEOUT_MS: String(deadlineMs),
-          BACKEND_MAX_CONCURRENCY: limit,
-          RETRY_ATTEMPTS: '0',
-          HEALTH_CHECK_INTERVAL_MS: '60000',
-        },
-        stdio: ['ignore', 'pipe', 'ignore'],
-        detached: true,
-      }),
-    );
-    let logText = '';
-    let measuring = false;
-    gw.stdout.setEncoding('utf8');
-    gw.stdout.on('data', (text) => {
-      if (measuring) logText += text;
+    const gw = await startCapturedGateway({
+      node,
+      main,
+      env: {
+        ...overloadEnv(model, deadlineMs),
+        BACKEND_MAX_CONCURRENCY: limit,
+      },
     });
-    const url = `http://127.0.0.1:${port}`;
+    const { url } = gw;
     try {
-      await waitFor200(port, '/health/live', { child: gw });
       await openLoop({ url: `${url}/predict`, rps, durationMs: warmupMs });
       await modelStats(model, true);
       const limits = [];
-      measuring = true;
+      gw.capture();
       const poll = setInterval(
         () =>
           void limitGauge(url).then(
@@ -105,8 +97,7 @@ export async function runOverload({
       const stats = await modelStats(model);
       const sorted = limits.sort((a, b) => a - b);
       // Lines still buffered (pino flushes every 200 ms) come out on stop.
-      await stop(gw);
-      if (!gw.stdout.readableEnded) await once(gw.stdout, 'end');
+      const logText = await gw.logs();
       return {
         limit,
         p99ShedGatewayMs: gatewayShedP99(logText),
@@ -118,7 +109,7 @@ export async function runOverload({
           : '-',
       };
     } finally {
-      await stop(gw);
+      await stop(gw.child);
     }
   }
 

@@ -4,7 +4,7 @@
 // Modes: full (default), --smoke (BENCH_SMOKE=1, CI), --ab (BENCH_AB=1: bare,go,gateway x c1,c32, 3 x 5 s, compact table),
 // --features-only (BENCH_FEATURES_ONLY=1, npm run bench:features: the gateway and its feature variants x c1,c32,cache_hit, 3 x 5 s).
 // --features (BENCH_FEATURES=1|0; default on in smoke and features-only): adds to the default targets the feature
-// variants (gateway+ratelimit, gateway+ratelimit-redis, gateway+trace-0, gateway+trace-100, gateway+limit: on c1/c32;
+// variants (gateway+ratelimit, gateway+ratelimit-redis, gateway+trace-0, gateway+trace-100, gateway+limit, gateway+jwt: on c1/c32;
 // gateway+cache: on cache_hit) and to the default scenarios cache_hit; named --targets/--scenarios are taken as given.
 // --overload / --no-overload (BENCH_OVERLOAD=1|0; default on in full and smoke): bench/overload.mjs's comparison last.
 // Flags (or env): --duration (BENCH_DURATION, s per run), --rounds (BENCH_ROUNDS),
@@ -27,6 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
 import { runOverload } from './overload.mjs';
+import { runTenants } from './tenants.mjs';
 import {
   BENCH_DIR,
   REPO,
@@ -44,6 +45,7 @@ import {
   median,
   newestMtime,
   GO_SEED_DIR,
+  benchJwt,
   goGatewayBinary,
   goGatewayEnv,
   node24Binary,
@@ -103,6 +105,7 @@ const VARIANT_NAMES = [
   'gateway+trace-100',
   'gateway+limit',
   'gateway+cache',
+  'gateway+jwt',
 ];
 // BENCH_BASELINE_DIST / --baseline: another build of the gateway run next to `gateway` as this target.
 const BEFORE = 'gateway-before';
@@ -435,6 +438,12 @@ const VARIANTS = {
     settings: 'CACHE_TTL_SECONDS=60, memory store',
     only: ['cache_hit'],
     env: () => ({ CACHE_TTL_SECONDS: '60' }),
+  },
+  'gateway+jwt': {
+    settings:
+      'JWT_PUBLIC_KEY_FILE (RS256), one token re-sent: verified once, then remembered',
+    jwt: true,
+    env: ({ jwt }) => jwt.env,
   },
 };
 
@@ -900,11 +909,13 @@ if (variantNames.some((t) => VARIANTS[t].sink)) {
   helpers.sink = sink;
   log(`OTLP sink (POST /v1/traces -> 200) on 127.0.0.1:${sink.port}`);
 }
+if (variantNames.some((t) => VARIANTS[t].jwt)) helpers.jwt = benchJwt(tmp);
 for (const t of variantNames) {
   const v = VARIANTS[t];
   const extra = v.env({
     redisPort: helpers.redis?.port,
     sinkPort: helpers.sink?.port,
+    jwt: helpers.jwt,
   });
   gateways[t] = await startGateway(
     t.replace('+', '-'),
@@ -921,6 +932,8 @@ for (const t of variantNames) {
       name: v.redis ? 'redis-server' : 'OTLP sink',
       pid: helper.pid,
     },
+    // The credentials every request of the target carries.
+    authorization: v.jwt ? helpers.jwt.authorization : undefined,
   };
   log(
     `${t} on :${gateways[t].port}: ${Object.entries(extra)
@@ -933,18 +946,21 @@ const targetNames = cfg.targets.filter((t) => stacks.fast[t]);
 // ------------------------------------------------------------ sanity: every target answers like the service
 const sanity = {};
 for (const [stackName, stack] of Object.entries(stacks)) {
-  for (const [t, { port }] of Object.entries(stack)) {
+  for (const [t, { port, authorization }] of Object.entries(stack)) {
     const key = `${t}/${stackName}`;
+    const headers = authorization ? { authorization } : {};
     try {
       const p = await request(port, {
         method: 'POST',
         path: '/predict',
         body: fs.readFileSync(predictBody),
+        headers,
       });
       const b = await request(port, {
         method: 'POST',
         path: '/batch_predict',
         body: fs.readFileSync(batchBody),
+        headers,
         timeoutMs: 15_000,
       });
       const json = JSON.parse(p.body);
@@ -972,12 +988,13 @@ if (gateways.fast && !sanity['gateway/fast']?.requestIdHeader)
 // ------------------------------------------------------------ each variant really runs its feature
 const featureProof = {};
 for (const t of variantNames) {
-  const { port } = stacks.fast[t];
-  const predict = () =>
+  const { port, authorization } = stacks.fast[t];
+  const predict = (headers = authorization ? { authorization } : {}) =>
     request(port, {
       method: 'POST',
       path: '/predict',
       body: fs.readFileSync(predictBody),
+      headers,
     });
   const proof = (featureProof[t] = {});
   let ok;
@@ -1017,6 +1034,10 @@ for (const t of variantNames) {
       await predict();
       proof.xCache = (await predict()).headers['x-cache'] ?? null;
       ok = proof.xCache === 'HIT';
+    } else if (t === 'gateway+jwt') {
+      proof.withoutToken = (await predict({})).status;
+      proof.withToken = (await predict()).status;
+      ok = proof.withoutToken === 401 && proof.withToken === 200;
     }
   } catch (e) {
     proof.error = String(e);
@@ -1089,6 +1110,7 @@ async function runOne(s, t, seconds) {
       seconds,
       threads: cfg.wrkThreads,
       cpus: cfg.loadgenCpus,
+      authorization: target.authorization,
     });
   } catch (err) {
     const gone =
@@ -1482,6 +1504,32 @@ if (cfg.overload) {
       );
   } catch (e) {
     failures.push(`overload: ${String(e.message).split('\n')[0]}`);
+  }
+}
+// Tenants (issue 22): priority classes at 4x, a tenant at 10x its quota beside another (bench/tenants.mjs).
+let tenants = null;
+if (cfg.overload) {
+  log(
+    'tenants: critical alone at 2x vs critical + sheddable at 4x; a tenant at 10x its quota beside a calm one (bench/tenants.mjs)',
+  );
+  try {
+    tenants = await runTenants({
+      seconds: smoke ? 1 : 5,
+      warmupSeconds: smoke ? 0 : 2,
+      rounds: smoke ? 1 : 2,
+      main: gatewayMain,
+      node: gatewayNode,
+      log: (row) => log(`  ${row}`),
+    });
+    if (cfg.out === path.join(BENCH_DIR, 'results', 'latest.json'))
+      fs.writeFileSync(
+        path.join(BENCH_DIR, 'results', 'tenants.md'),
+        `${tenants.table}\n`,
+      );
+    if (tenants.priority.criticalAlone.served === 0)
+      failures.push('tenants: the critical tenant got no 200 at all');
+  } catch (e) {
+    failures.push(`tenants: ${String(e.message).split('\n')[0]}`);
   }
 }
 
@@ -1960,6 +2008,10 @@ function featureSections() {
     );
     add(overload.table);
   }
+  if (tenants) {
+    add('\n### Tenants: priority classes and quotas (bench/tenants.mjs)');
+    add(tenants.table);
+  }
   return t;
 }
 
@@ -2072,6 +2124,10 @@ const report = {
   cacheHit,
   featureProof,
   overload,
+  tenants: tenants && {
+    priority: tenants.priority,
+    isolation: tenants.isolation,
+  },
   redis: helpers.redis
     ? { version: helpers.redis.version, port: helpers.redis.port }
     : null,

@@ -2,6 +2,10 @@
 wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/predict"
 wrk.headers["Content-Type"] = "application/json"
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
 local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
 wrk.body = f:read("*a")
 f:close()

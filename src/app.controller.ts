@@ -6,14 +6,14 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { AuthGuard } from './auth/auth.guard.js';
 import { RequestIdInterceptor } from './common/request-id.interceptor.js';
 import { serverConfig } from './config/server.config.js';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard.js';
 import { version } from './version.js';
 
-/** `GET /`: what the gateway is; behind the API key and the rate limit when they are on. */
-@UseGuards(ApiKeyGuard, RateLimitGuard)
+/** `GET /`: what the gateway is; behind the credentials check and the rate limit when they are on. */
+@UseGuards(AuthGuard, RateLimitGuard)
 @UseInterceptors(RequestIdInterceptor)
 @Controller()
 export class AppController {

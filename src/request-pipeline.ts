@@ -86,7 +86,7 @@ export function installRequestPipeline(
     const state = requestState(request);
     bodies.release(state);
     const status = finalStatus(state, reply.raw);
-    metrics.record(request, reply, status);
+    metrics.record(request, reply, status, state.tenant);
     accessLog.write(request, reply, state, status);
     if (state.trace?.recording)
       state.trace.end(status, requestBodySize(request));

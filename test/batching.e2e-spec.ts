@@ -352,7 +352,10 @@ describe('Micro-batching (e2e)', () => {
     const sent = model.upstream.received.filter((r) => /batch/.test(r.url));
     expect(sent.map((r) => textsOf(r.body))).toEqual([['a', 'b']]);
     expect(
-      sample(await metricsText(gw!), 'gateway_shed_total{reason="deadline"}'),
+      sample(
+        await metricsText(gw!),
+        'gateway_shed_total{reason="deadline",priority="standard"}',
+      ),
     ).toBe(2);
   });
 

@@ -53,7 +53,7 @@ describe('Memory bounds (e2e)', () => {
       expect(
         sample(
           await metricsText(gw),
-          'gateway_shed_total{reason="body_budget"}',
+          'gateway_shed_total{reason="body_budget",priority=""}',
         ),
       ).toBe(1);
     } finally {

@@ -161,7 +161,10 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
     ]);
     expect(model.stats.received).toBe(3);
     expect(
-      await metric(gw.url, 'gateway_shed_total{reason="queue_full"}'),
+      await metric(
+        gw.url,
+        'gateway_shed_total{reason="queue_full",priority="standard"}',
+      ),
     ).toEqual([1]);
   });
 
@@ -186,7 +189,10 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
     expect((await busy).status).toBe(200);
     expect(model.stats.received).toBe(1);
     expect(
-      await metric(gw.url, 'gateway_shed_total{reason="queue_timeout"}'),
+      await metric(
+        gw.url,
+        'gateway_shed_total{reason="queue_timeout",priority="standard"}',
+      ),
     ).toEqual([1]);
   });
 
@@ -208,7 +214,10 @@ describe('Overload protection: limits, queue, shedding (e2e)', () => {
     expect(refused.ms).toBeLessThan(100);
     expect((await busy).status).toBe(200);
     expect(
-      await metric(gw.url, 'gateway_shed_total{reason="deadline"}'),
+      await metric(
+        gw.url,
+        'gateway_shed_total{reason="deadline",priority="standard"}',
+      ),
     ).toEqual([1]);
   });
 

@@ -1,40 +1,23 @@
 import request from 'supertest';
 import { sample } from './support/raw.js';
-import { hasRedisServer, RedisServer } from './support/redis.js';
+import { hasRedisServer } from './support/redis.js';
 import {
   type Answer,
   body,
   expectOneLimit,
-  gatewayPair,
   health,
   limitRun,
   post,
+  redisGatewayPair,
   SHARED_LIMIT,
 } from './support/shared-state.js';
-import { Upstream } from './support/upstream.js';
 import { until } from './support/wait.js';
 
 describe.skipIf(!hasRedisServer)(
   'Cluster-wide state on Redis: two gateway processes, one redis-server (e2e)',
   () => {
-    let redis: RedisServer;
-    let upstream: Upstream;
-    const pair = gatewayPair(
-      () => upstream,
-      () => ({ REDIS_URL: redis.url }),
-    );
-
-    beforeAll(async () => {
-      redis = await RedisServer.start();
-      upstream = await new Upstream().start();
-    });
-
-    afterEach(() => pair.stop());
-
-    afterAll(async () => {
-      await redis?.stop();
-      await upstream?.stop();
-    });
+    const stack = redisGatewayPair();
+    const { pair } = stack;
 
     it('two gateways hold one limit: burst 10 + 5/s lets ~15 of 40 requests in one second through, over both', async () => {
       const [a, b] = await pair.start(SHARED_LIMIT);
@@ -51,7 +34,7 @@ describe.skipIf(!hasRedisServer)(
     it('a cache entry filled through one gateway is a HIT through the other; the backend saw one request', async () => {
       const [a, b] = await pair.start({ CACHE_TTL_SECONDS: '60' });
       const text = `shared ${Date.now()}`;
-      const before = upstream.received.length;
+      const before = stack.upstream.received.length;
       const miss = await post(a, body(text));
       const hit = await post(b, body(text));
       const pretty = await post(
@@ -62,7 +45,7 @@ describe.skipIf(!hasRedisServer)(
       expect([hit.status, hit.xCache]).toEqual([200, 'HIT']);
       expect(hit.text).toBe(miss.text);
       expect(pretty.xCache).toBe('HIT');
-      expect(upstream.received.length - before).toBe(1);
+      expect(stack.upstream.received.length - before).toBe(1);
       const logged = await b.waitForLine(
         (l) => l.route === '/predict' && l.cache === 'hit',
       );
@@ -79,7 +62,7 @@ describe.skipIf(!hasRedisServer)(
       expect((await post(deny, body('warm'))).xCache).toBe('HIT');
       expect((await health(allow)).redis?.status).toBe('up');
 
-      await redis.kill();
+      await stack.redis.kill();
       const down: Answer[] = [];
       for (let i = 0; i < 20; i++)
         down.push(await post(allow, body(i % 2 ? 'warm' : `down ${i}`)));
@@ -113,7 +96,7 @@ describe.skipIf(!hasRedisServer)(
         'gateway_cache_requests_total{endpoint="/predict",result="error"} 20',
       );
 
-      await redis.restart();
+      await stack.redis.restart();
       const restarted = Date.now();
       await until(
         async () =>
@@ -139,7 +122,7 @@ describe.skipIf(!hasRedisServer)(
         REDIS_TIMEOUT_MS: '50',
       });
       await post(a, body('hung'));
-      redis.pause();
+      stack.redis.pause();
       try {
         const answers: Answer[] = [];
         for (let i = 0; i < 5; i++) answers.push(await post(a, body('hung')));
@@ -152,7 +135,7 @@ describe.skipIf(!hasRedisServer)(
         );
         expect(slowest).toBeLessThan(1000);
       } finally {
-        redis.resume();
+        stack.redis.resume();
       }
     });
   },

@@ -12,9 +12,21 @@ export function keyId(key: string): string {
   return keyDigest(key).toString('hex').slice(0, 8);
 }
 
+/** The credential of `Authorization: Bearer <credential>`, if any. */
+export function bearerCredential(
+  headers: IncomingHttpHeaders,
+): string | undefined {
+  return BEARER.exec(headers.authorization ?? '')?.[1];
+}
+
+/** Three base64url parts (a JWS in compact form; the last may be empty): a JWT, not an API key. */
+export function looksLikeJwt(credential: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(credential);
+}
+
 /** The key a client presents: `Authorization: Bearer <key>`, else `X-API-Key`. */
 export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
-  const bearer = BEARER.exec(headers.authorization ?? '')?.[1];
+  const bearer = bearerCredential(headers);
   if (bearer) return bearer;
   const header = headers['x-api-key'];
   return typeof header === 'string' && header.trim()

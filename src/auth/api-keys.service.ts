@@ -12,7 +12,8 @@ import type { RequestState } from '../common/request-state.js';
 import { WatchedFile } from '../common/watched-file.js';
 import { configError } from '../config/env.js';
 import { securityConfig } from '../config/security.config.js';
-import { keyDigest, keyId, matchKey, presentedKey } from './api-key.js';
+import { TenantsService } from '../tenants/tenants.service.js';
+import { keyDigest, matchKey, presentedKey } from './api-key.js';
 
 interface KeyEntry {
   digest: Buffer;
@@ -26,9 +27,9 @@ const REALM = 'Bearer realm="api-gateway"';
 
 /**
  * The accepted API keys: API_KEYS plus API_KEYS_FILE (one per line, `#`
- * comments), the file kept current (WatchedFile). Only digests and short
- * ids are kept. `authenticate` is the access check of the prediction path
- * and of the gateway's own non-public routes.
+ * comments) plus the keys TENANTS_FILE lists (by digest), the files kept
+ * current. Only digests and short ids are kept. `authenticate` is the key
+ * check of the prediction path and of the gateway's own non-public routes.
  */
 @Injectable()
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
@@ -41,9 +42,12 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(securityConfig.KEY)
     private readonly config: ConfigType<typeof securityConfig>,
+    private readonly tenants: TenantsService,
   ) {
     this.enabled =
-      config.apiKeys.length > 0 || config.apiKeysFile !== undefined;
+      config.apiKeys.length > 0 ||
+      config.apiKeysFile !== undefined ||
+      tenants.enabled;
   }
 
   onModuleInit(): void {
@@ -74,6 +78,9 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
       }
     }
     this.use(this.file?.current ?? [], 'loaded');
+    this.tenants.events.on('change', () =>
+      this.use(this.file?.current ?? [], 'reloaded'),
+    );
   }
 
   onModuleDestroy(): void {
@@ -109,11 +116,15 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   }
 
   private use(fromFile: string[], verb: string): void {
-    const keys = [...new Set([...this.config.apiKeys, ...fromFile])];
-    this.entries = keys.map((key) => ({
-      digest: keyDigest(key),
-      id: keyId(key),
-    }));
+    const byDigest = new Map<string, KeyEntry>();
+    const add = (digest: Buffer) => {
+      const hex = digest.toString('hex');
+      byDigest.set(hex, { digest, id: hex.slice(0, 8) });
+    };
+    for (const key of [...this.config.apiKeys, ...fromFile])
+      add(keyDigest(key));
+    for (const digest of this.tenants.keyDigests()) add(digest);
+    this.entries = [...byDigest.values()];
     this.logger.log(
       { keys: this.entries.length, key_ids: this.entries.map((e) => e.id) },
       `API keys ${verb}`,

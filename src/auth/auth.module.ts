@@ -1,10 +1,14 @@
 import { Module } from '@nestjs/common';
-import { ApiKeyGuard } from './api-key.guard.js';
+import { TenantsModule } from '../tenants/tenants.module.js';
 import { ApiKeysService } from './api-keys.service.js';
+import { AuthGuard } from './auth.guard.js';
+import { Authenticator } from './authenticator.service.js';
+import { JwtVerifier } from './jwt-verifier.service.js';
 
-/** API keys: the access check of the prediction path and of `GET /`. */
+/** API keys and JWT bearer tokens: the access check of the prediction path and of `GET /`. */
 @Module({
-  providers: [ApiKeysService, ApiKeyGuard],
-  exports: [ApiKeysService, ApiKeyGuard],
+  imports: [TenantsModule],
+  providers: [ApiKeysService, JwtVerifier, Authenticator, AuthGuard],
+  exports: [Authenticator, AuthGuard],
 })
 export class AuthModule {}

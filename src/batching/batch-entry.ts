@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type Priority, rankOf } from '../common/priority.js';
 import type { AttemptSpan, RequestState } from '../common/request-state.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
 import type { AnswerHook, AttemptObserver } from '../proxy/forwarding.js';
@@ -55,4 +56,13 @@ export function linkedObserver(
       return span;
     },
   };
+}
+
+/** A batch call waits in admission's queue as its most important item would. */
+export function highest(entries: readonly Entry[]): Priority {
+  let best: Priority = 'sheddable';
+  for (const entry of entries)
+    if (rankOf(entry.client.state.priority) < rankOf(best))
+      best = entry.client.state.priority;
+  return best;
 }

@@ -12,6 +12,7 @@ import {
 import {
   type BatchClient,
   Entry,
+  highest,
   linkedObserver,
   type Outcome,
 } from './batch-entry.js';
@@ -21,7 +22,7 @@ import type { BatchMetrics } from './batch-metrics.js';
 export interface BatcherOptions {
   readonly proxy: ProxyService;
   readonly metrics: BatchMetrics;
-  readonly shed: (reason: string) => void;
+  readonly shed: (reason: string, client: BatchClient) => void;
   readonly maxSize: number;
   readonly maxDelayMs: number;
   /** Items waiting at most (QUEUE_MAX, or BATCH_MAX_SIZE when larger). */
@@ -63,14 +64,9 @@ export class Batcher {
     alone: () => Promise<Outcome> | Outcome,
   ): Promise<Outcome> {
     if (this.queue.length >= this.options.queueMax) {
-      this.options.shed('queue_full');
-      return Promise.reject(
-        new OverloadedException(
-          'queue_full',
-          `overloaded: the batch queue is full (${this.options.queueMax})`,
-          this.options.retryAfterSeconds,
-        ),
-      );
+      this.options.shed('queue_full', client);
+      const full = `the batch queue is full (${this.options.queueMax})`;
+      return Promise.reject(this.overloaded('queue_full', full));
     }
     return new Promise<Outcome>((resolve, reject) => {
       const entry = new Entry(client, item, alone, resolve, reject);
@@ -138,6 +134,7 @@ export class Batcher {
         id,
         this.route.path,
         linkedObserver(() => batch),
+        highest(this.queue),
       )
       .then(
         (answer) => {
@@ -152,7 +149,7 @@ export class Batcher {
           // Admission counted the batch's refusal once: count each item.
           if (err instanceof OverloadedException)
             for (let i = 1; i < queued.length; i++)
-              this.options.shed(err.reason);
+              this.options.shed(err.reason, queued[i].client);
           this.fail(queued, err);
         },
       );
@@ -188,6 +185,7 @@ export class Batcher {
         id,
         this.route.path,
         linkedObserver(() => live),
+        highest(live),
       )
       .then(
         (answer) => {
@@ -288,13 +286,13 @@ export class Batcher {
     }
     this.queue.splice(this.queue.indexOf(entry), 1);
     this.options.metrics.queue(-1);
-    this.options.shed('deadline');
-    entry.reject(
-      new OverloadedException(
-        'deadline',
-        `overloaded: no backend could take it within ${this.options.timeoutMs} ms`,
-        this.options.retryAfterSeconds,
-      ),
-    );
+    this.options.shed('deadline', entry.client);
+    const late = `no backend could take it within ${this.options.timeoutMs} ms`;
+    entry.reject(this.overloaded('deadline', late));
+  }
+
+  private overloaded(reason: string, message: string): OverloadedException {
+    const after = this.options.retryAfterSeconds;
+    return new OverloadedException(reason, `overloaded: ${message}`, after);
   }
 }

@@ -51,7 +51,8 @@ export class BatchingService {
     this.options = {
       proxy,
       metrics: new BatchMetrics(),
-      shed: (reason) => metrics.shed.labels(reason).inc(),
+      shed: (reason, client) =>
+        metrics.shed.labels(reason, client.state.priority).inc(),
       maxSize: config.maxSize,
       maxDelayMs: config.maxDelayMs,
       queueMax: Math.max(backend.queueMax, config.maxSize),

@@ -4,6 +4,7 @@ import type {
   OutgoingHttpHeaders,
   ServerResponse,
 } from 'node:http';
+import type { Priority } from './priority.js';
 
 /** Span attribute values the gateway records (a subset of OpenTelemetry's). */
 export type TraceAttributes = Record<string, string | number | boolean>;
@@ -81,8 +82,12 @@ export class RequestState {
   versionMetrics: ExchangeRecorder | undefined = undefined;
   /** Short id of the API key that authenticated the request (never the key). */
   keyId: string | undefined = undefined;
-  /** SHA-256 of that key: what scopes the cache per client (CACHE_SCOPE=key). */
+  /** SHA-256 of that key (or of the tenant): what scopes the cache (CACHE_SCOPE=key). */
   keyDigest: Buffer | undefined = undefined;
+  /** With TENANTS_FILE: the tenant's name from the file, or `default`. */
+  tenant: string | undefined = undefined;
+  /** The tenant's class in admission control (never the client's say). */
+  priority: Priority = 'standard';
   /** Response cache result (unset: cache off). */
   cache: CacheResult | undefined = undefined;
   /** Body bytes of an answer written past Fastify (a cache hit): for the log. */

@@ -1,6 +1,7 @@
 import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
 import { BATCHING_ENV_DEFAULTS } from './batching.config.js';
 import { CACHE_ENV_DEFAULTS } from './cache.config.js';
+import { JWT_ENV_DEFAULTS } from './jwt.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { REDIS_ENV_DEFAULTS } from './redis.config.js';
 import { MODELS_ENV_DEFAULTS } from './models.config.js';
@@ -14,6 +15,7 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...LOGGING_ENV_DEFAULTS,
   ...BACKEND_ENV_DEFAULTS,
   ...SECURITY_ENV_DEFAULTS,
+  ...JWT_ENV_DEFAULTS,
   ...REDIS_ENV_DEFAULTS,
   ...CACHE_ENV_DEFAULTS,
   ...TRACING_ENV_DEFAULTS,

@@ -9,7 +9,9 @@ export const SECURITY_ENV_DEFAULTS = {
   METRICS_PORT: '',
   RATE_LIMIT_RPS: '0',
   RATE_LIMIT_BURST: '0',
+  RATE_LIMIT_UNIT: 'requests',
   RATE_LIMIT_ON_REDIS_ERROR: 'allow',
+  TENANTS_FILE: '',
   CORS_ORIGINS: '',
   HEADERS_WITH_UNDERSCORES: 'drop',
   CREDENTIAL_HEADERS:
@@ -25,7 +27,9 @@ export const securityConfig = registerAs('security', () => {
       METRICS_PORT: z.union([z.literal(''), intInRange(1, 65535)]),
       RATE_LIMIT_RPS: intInRange(0, 1_000_000),
       RATE_LIMIT_BURST: intInRange(0, 1_000_000),
+      RATE_LIMIT_UNIT: z.enum(['requests', 'items']),
       RATE_LIMIT_ON_REDIS_ERROR: z.enum(['allow', 'deny']),
+      TENANTS_FILE: z.string().trim(),
       CORS_ORIGINS: z.string(),
       HEADERS_WITH_UNDERSCORES: z.enum(['drop', 'allow']),
       CREDENTIAL_HEADERS: headerNameList,
@@ -44,8 +48,12 @@ export const securityConfig = registerAs('security', () => {
     metricsPort: env.METRICS_PORT === '' ? undefined : env.METRICS_PORT,
     rateLimitRps: env.RATE_LIMIT_RPS,
     rateLimitBurst: env.RATE_LIMIT_BURST,
+    /** What RATE_LIMIT_RPS counts: requests, or items (the texts of a /batch_predict). */
+    rateLimitUnit: env.RATE_LIMIT_UNIT,
     /** With REDIS_URL, when Redis cannot answer: let the request through, or 503. */
     rateLimitOnRedisError: env.RATE_LIMIT_ON_REDIS_ERROR,
+    /** Tenants (YAML): their API keys, quotas in items and priority class. */
+    tenantsFile: env.TENANTS_FILE || undefined,
     corsOrigins: list(env.CORS_ORIGINS),
     /** Request headers with `_` in their name never reach a backend (nginx's default). */
     dropUnderscoreHeaders: env.HEADERS_WITH_UNDERSCORES === 'drop',

@@ -48,6 +48,7 @@ export class AccessLog {
         backend_status: state.backendStatus,
         backend_duration_ms: state.backendDurationMs,
         key_id: state.keyId,
+        tenant: state.tenant,
         cache: state.cache,
         batch_id: state.batchId,
         batch_size: state.batchSize,

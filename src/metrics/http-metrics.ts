@@ -14,10 +14,17 @@ import { MetricsService } from './metrics.service.js';
 export class HttpMetrics {
   constructor(private readonly metrics: MetricsService) {}
 
-  record(request: FastifyRequest, reply: FastifyReply, status: number): void {
+  record(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    tenant: string | undefined,
+  ): void {
     const method = methodLabel(request.method);
     const endpoint = request.routeOptions.url ?? UNMATCHED_ROUTE;
     this.metrics.httpRequests.labels(method, endpoint, String(status)).inc();
+    if (tenant !== undefined)
+      this.metrics.tenantRequests.labels(tenant, String(status)).inc();
     this.metrics.httpDuration
       .labels(method, endpoint)
       .observe(reply.elapsedTime / 1000);
@@ -25,7 +32,7 @@ export class HttpMetrics {
 
   /** A request refused with 503 overloaded before any backend work (`reason` a label). */
   readonly countShed = (reason: string): void => {
-    this.metrics.shed.labels(reason).inc();
+    this.metrics.shed.labels(reason, '').inc();
   };
 
   /** An answer made below Fastify (ClientErrorHandler): no route, no duration. */

@@ -130,8 +130,13 @@ export class MetricsService {
   });
   readonly shed = counter({
     name: 'gateway_shed_total',
-    help: 'Requests refused with 503 overloaded, by reason (queue_full, queue_timeout, deadline)',
-    labelNames: ['reason'],
+    help: 'Requests refused with 503 overloaded, by reason (queue_full, displaced, queue_timeout, deadline, body_budget) and priority class (empty: refused before its class was known)',
+    labelNames: ['reason', 'priority'],
+  });
+  readonly tenantRequests = counter({
+    name: 'gateway_tenant_requests_total',
+    help: 'Requests by tenant (TENANTS_FILE: names from the file, else default) and final status',
+    labelNames: ['tenant', 'status'],
   });
   readonly backendConcurrencyLimit = gauge({
     name: 'gateway_backend_concurrency_limit',

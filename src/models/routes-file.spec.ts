@@ -108,6 +108,9 @@ describe('routes file', () => {
     ).toEqual([
       'Invalid routes file routes.yaml: models: expected at most one model with default: true (a, b are)',
     ]);
+    expect(errors(GOOD.replace('sentiment:', 'bad model:'))).toEqual([
+      'Invalid routes file routes.yaml: models.bad model: expected a name of letters, digits, ".", "_" or "-" (up to 63)',
+    ]);
     expect(errors('models: [')).toEqual([
       expect.stringMatching(/^Invalid routes file routes.yaml: not valid YAML/),
     ]);

@@ -1,5 +1,5 @@
-import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { validatedYaml } from '../common/validated-yaml.js';
 import { httpUrl } from '../config/backend.config.js';
 import { backendPath, jsonPointer } from '../config/batching.config.js';
 
@@ -123,33 +123,9 @@ export class RoutesFileError extends Error {
 
 /** Parses and validates a routes file's text; throws RoutesFileError with every problem found. */
 export function parseRoutes(text: string, file: string): RoutesSpec {
-  let document: unknown;
-  try {
-    document = parse(text, { prettyErrors: false });
-  } catch (err) {
-    const message =
-      err instanceof YAMLParseError
-        ? `${err.code} at line ${err.linePos?.[0].line ?? '?'}`
-        : 'unreadable YAML';
-    throw new RoutesFileError(file, [`not valid YAML (${message})`]);
-  }
-  const result = routes.safeParse(document);
-  if (result.success) return result.data;
-  throw new RoutesFileError(
-    file,
-    result.error.issues.map(
-      (issue) => `${pathText(issue.path)}: expected ${issue.message}`,
-    ),
-  );
-}
-
-function pathText(path: PropertyKey[]): string {
-  let text = '';
-  for (const key of path) {
-    text +=
-      typeof key === 'number' ? `[${key}]` : `${text ? '.' : ''}${String(key)}`;
-  }
-  return text || '(top level)';
+  const result = validatedYaml(text, routes);
+  if (result.errors) throw new RoutesFileError(file, result.errors);
+  return result.value;
 }
 
 function normalizeUrl(url: string): string {

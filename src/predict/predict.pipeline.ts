@@ -1,6 +1,6 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiKeysService } from '../auth/api-keys.service.js';
+import { Authenticator } from '../auth/authenticator.service.js';
 import { BatchingService } from '../batching/batching.service.js';
 import { CacheService } from '../cache/cache.service.js';
 import { requestState } from '../common/request-state.js';
@@ -24,8 +24,8 @@ import {
  * /models/{model}/ forms), as one ordered list of stages composed at boot.
  * A feature that is off has no stage at all:
  *
- *   1. api key      ApiKeysService.authenticate   (API_KEYS, API_KEYS_FILE)
- *   2. rate limit   RateLimiterService.check      (RATE_LIMIT_RPS)
+ *   1. credentials  Authenticator.authenticate    (API_KEYS(_FILE), JWT_*, TENANTS_FILE): client, tenant, priority
+ *   2. rate limit   RateLimiterService.check      (RATE_LIMIT_RPS, TENANTS_FILE quotas in items)
  *   3. cache        CacheService.through          (CACHE_TTL_SECONDS): a hit ends here
  *   4. route        ModelRouter.choose            (ROUTES_FILE), else the BACKEND_URL(S) pool
  *   5. mirror       MirrorService.send            (a mirror in the routes file)
@@ -37,7 +37,7 @@ export class PredictPipeline {
   private readonly run: Next;
 
   constructor(
-    apiKeys: ApiKeysService,
+    auth: Authenticator,
     limiter: RateLimiterService,
     cache: CacheService,
     router: ModelRouter,
@@ -47,16 +47,16 @@ export class PredictPipeline {
     pools: BackendPoolService,
   ) {
     // The gateway's own credentials are for the gateway: never passed on.
-    const stripCredentials = apiKeys.enabled;
+    const stripCredentials = auth.enabled;
     const outgoing = (p: Prediction): ForwardRequest =>
       (p.outgoing ??= proxy.outgoing(p.request, p.endpoint, stripCredentials));
 
     const authenticate: Stage = (p, next) => {
-      apiKeys.authenticate(p.request, p.reply, p.state);
-      return next(p);
+      const verifying = auth.authenticate(p.request, p.reply, p.state);
+      return verifying ? verifying.then(() => next(p)) : next(p);
     };
     const rateLimit: Stage = async (p, next) => {
-      await limiter.check(p.request, p.reply, p.state);
+      await limiter.check(p.request, p.reply, p.state, p.endpoint);
       return next(p);
     };
     const lookUp: Stage = (p, next) =>
@@ -106,7 +106,7 @@ export class PredictPipeline {
     };
 
     const stages: Stage[] = [];
-    if (apiKeys.enabled) stages.push(authenticate);
+    if (auth.enabled) stages.push(authenticate);
     if (limiter.enabled) stages.push(rateLimit);
     if (cache.enabled) stages.push(lookUp);
     stages.push(router.enabled ? route : implicitPool);

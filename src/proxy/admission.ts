@@ -1,12 +1,15 @@
-import { OverloadedException } from '../common/unavailable.exception.js';
 import type { ConfigType } from '@nestjs/config';
+import { type Priority, rankOf } from '../common/priority.js';
+import { OverloadedException } from '../common/unavailable.exception.js';
 import { backendConfig } from '../config/backend.config.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
 import type { Backend } from './backend.js';
-import { BackendSlot } from './backend-slot.js';
+import { BackendSlot, fastestAnswer, longestWait } from './backend-slot.js';
 import type { PoolMetrics } from './pool-metrics.js';
+import { WaitQueue } from './wait-queue.js';
 
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'deadline';
+export type ShedReason =
+  'queue_full' | 'displaced' | 'queue_timeout' | 'deadline';
 
 /**
  * The request waiting for a slot, as admission sees it: `cut` once the client
@@ -15,6 +18,8 @@ export type ShedReason = 'queue_full' | 'queue_timeout' | 'deadline';
  */
 export interface Waiting {
   readonly cut: unknown;
+  /** Its class in the queue (its tenant's; `standard` without tenants). */
+  readonly priority: Priority;
   onCut: (() => void) | undefined;
 }
 
@@ -26,7 +31,9 @@ export interface AdmittingPool {
 }
 
 interface Waiter {
+  priority: Priority;
   tried: ReadonlySet<Backend> | undefined;
+  deadline: number;
   waiting: Waiting;
   enqueuedAt: number;
   resolve: (backend: Backend | undefined) => void;
@@ -36,21 +43,20 @@ interface Waiter {
 }
 
 /**
- * Admission control in front of the backends (BACKEND_MAX_CONCURRENCY): each
- * backend takes at most its limit (fixed, or learned by `AdaptiveLimit`); a
- * request that finds every eligible backend full waits in one FIFO queue for
- * the pool, and is refused at once with 503 `overloaded` when the queue is
- * full, when it waited QUEUE_TIMEOUT_MS, or when the backends' recent latency
- * says it cannot finish within its deadline (BACKEND_TIMEOUT_MS). Retries go
- * through here too, so they never exceed a limit.
- *
- * One per pool (each model version has its own queue). Off (0, the default)
- * a pool has none and the proxy's only cost is that `undefined` check.
+ * Admission control (BACKEND_MAX_CONCURRENCY): each backend takes at most its
+ * limit (fixed, or learned by `AdaptiveLimit`); a request that finds every
+ * eligible backend full waits in the pool's `WaitQueue` (by class), and gets
+ * 503 `overloaded` at once when the queue is full (unless it displaces a
+ * lower class), when it is sheddable and higher classes are busy, when it
+ * waited QUEUE_TIMEOUT_MS, or when it cannot finish by its deadline
+ * (BACKEND_TIMEOUT_MS). Retries go through here too. One per pool; off (0,
+ * the default) a pool has none: the proxy's only cost is that check.
  */
 export class Admission {
   private readonly slots = new Map<Backend, BackendSlot>();
-  private readonly queue: Waiter[] = [];
+  private readonly queue = new WaitQueue<Waiter>();
   private readonly retryAfterSeconds: number;
+  private readonly messages: Record<ShedReason, string>;
 
   constructor(
     private readonly pool: AdmittingPool,
@@ -58,6 +64,13 @@ export class Admission {
     private readonly config: ConfigType<typeof backendConfig>,
   ) {
     metrics.queueDepth.set(0);
+    const full = `the queue is full (${config.queueMax})`;
+    this.messages = {
+      queue_full: full,
+      displaced: `${full} and a request of a higher class took this one's place`,
+      queue_timeout: `no backend was free within ${config.queueTimeoutMs} ms`,
+      deadline: `no backend can answer within ${config.timeoutMs} ms`,
+    };
     this.retryAfterSeconds = Math.max(
       1,
       Math.ceil(config.queueTimeoutMs / 1000),
@@ -105,7 +118,8 @@ export class Admission {
     const candidates = this.pool.candidates(tried);
     if (candidates.length === 0) return Promise.resolve(undefined);
     const free = this.withRoom(candidates);
-    if (free.length > 0) return Promise.resolve(this.take(this.choose(free)));
+    if (free.length > 0 && !this.yields(waiting.priority, candidates))
+      return Promise.resolve(this.take(this.pool.choose(free) as Backend));
     return this.wait(candidates, tried, waiting, deadline);
   }
 
@@ -126,28 +140,31 @@ export class Admission {
     deadline: number,
   ): Promise<Backend | undefined> {
     if (waiting.cut) return Promise.resolve(undefined);
-    if (this.queue.length >= this.config.queueMax) {
-      return Promise.reject(
-        this.shed('queue_full', `the queue is full (${this.config.queueMax})`),
-      );
-    }
+    const { priority } = waiting;
+    const { queueMax } = this.config;
+    const queued = this.queue.length;
     const now = performance.now();
-    // What an answer of the fastest candidate may take, once it has a slot.
-    // At least 1 ms so the deadline shed below fires before the overall timeout.
-    const latency = Math.max(1, this.fastest(candidates));
-    const timeLeft = deadline - now - latency;
-    if (timeLeft <= 0 || this.longestWait(candidates) > timeLeft) {
-      return Promise.reject(
-        this.shed(
-          'deadline',
-          `no backend can answer within ${this.config.timeoutMs} ms`,
-        ),
-      );
-    }
+    this.queue.found(priority, now);
+    const slots = this.slotsOf(candidates);
+    const refusal =
+      priority === 'sheddable'
+        ? this.queue.refusesSheddable(queueMax, fastestAnswer(slots), now)
+        : undefined;
+    if (refusal) return this.refuse('queue_full', priority, refusal);
+    // false: there is room; undefined: full, and nobody of a lower class to displace.
+    const victim = queued >= queueMax && this.queue.newestBelow(priority);
+    if (victim === undefined) return this.refuse('queue_full', priority);
+    const ahead = this.queue.ahead(priority);
+    const timeLeft = this.slack(slots, deadline, ahead, now);
+    if (timeLeft <= 0) return this.refuse('deadline', priority);
+    if (victim)
+      this.leave(victim, (w) => w.reject(this.shed('displaced', w.priority)));
     const byDeadline = timeLeft < this.config.queueTimeoutMs;
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
+        priority,
         tried,
+        deadline,
         waiting,
         enqueuedAt: now,
         resolve,
@@ -156,15 +173,7 @@ export class Admission {
           () =>
             this.leave(waiter, (w) =>
               w.reject(
-                byDeadline
-                  ? this.shed(
-                      'deadline',
-                      `no backend can answer within ${this.config.timeoutMs} ms`,
-                    )
-                  : this.shed(
-                      'queue_timeout',
-                      `no backend was free within ${this.config.queueTimeoutMs} ms`,
-                    ),
+                this.shed(byDeadline ? 'deadline' : 'queue_timeout', priority),
               ),
             ),
           byDeadline ? timeLeft : this.config.queueTimeoutMs,
@@ -172,30 +181,31 @@ export class Admission {
         onAbort: () => this.leave(waiter, (w) => w.resolve(undefined)),
       };
       waiting.onCut = waiter.onAbort;
-      this.queue.push(waiter);
+      this.queue.push(waiter, now);
+      if (ahead < this.queue.length) this.overtaken(priority, now);
       this.metrics.queueDepth.set(this.queue.length);
     });
   }
 
-  /** Hands freed slots to waiters, first come first served. */
+  /** Hands freed slots to waiters: by class, first come first served within one. */
   private drain(): void {
-    for (let i = 0; i < this.queue.length;) {
-      const waiter = this.queue[i];
-      const free = this.withRoom(this.pool.candidates(waiter.tried));
-      if (free.length === 0) {
-        if (!this.anyRoom()) return;
-        i++; // this one has tried the backends with room: let the next one have them
-        continue;
+    for (const queue of this.queue.inOrder()) {
+      for (let i = 0; i < queue.length;) {
+        const waiter = queue[i];
+        const free = this.withRoom(this.pool.candidates(waiter.tried));
+        if (free.length === 0) {
+          if (!this.anyRoom()) return;
+          i++; // this one has tried the backends with room: let the next one have them
+          continue;
+        }
+        const backend = this.take(this.pool.choose(free) as Backend);
+        this.leave(waiter, (w) => w.resolve(backend));
       }
-      const backend = this.take(this.choose(free));
-      this.leave(waiter, (w) => w.resolve(backend));
     }
   }
 
   private leave(waiter: Waiter, settle: (waiter: Waiter) => void): void {
-    const index = this.queue.indexOf(waiter);
-    if (index === -1) return;
-    this.queue.splice(index, 1);
+    if (!this.queue.remove(waiter)) return;
     clearTimeout(waiter.timer);
     waiter.waiting.onCut = undefined;
     this.metrics.queueDepth.set(this.queue.length);
@@ -203,8 +213,20 @@ export class Admission {
     settle(waiter);
   }
 
-  private shed(reason: ShedReason, message: string): OverloadedException {
-    this.metrics.shed(reason);
+  private refuse(
+    reason: ShedReason,
+    priority: Priority,
+    message?: string,
+  ): Promise<never> {
+    return Promise.reject(this.shed(reason, priority, message));
+  }
+
+  private shed(
+    reason: ShedReason,
+    priority: Priority,
+    message = this.messages[reason],
+  ): OverloadedException {
+    this.metrics.shed(reason, priority);
     return new OverloadedException(
       reason,
       `overloaded: ${message}`,
@@ -213,33 +235,44 @@ export class Admission {
   }
 
   /**
-   * How long the next in line may wait for a slot: every request in flight
-   * has its answer within about one latency (SRTT + 4 x RTTVAR), so the
-   * candidates' limits free up once per latency and the k-th in line gets a
-   * slot within ceil(k / sum of limits) latencies. Little's law (k x latency /
-   * limit) is only the average: a server whose workers finish together, or
-   * answers that come in two latencies (at once, or after a turn in the
-   * server's own queue), leave a request queued past it, and its refusal
-   * would then come from the timer, late. 0 until each candidate has
-   * SETTLED_SAMPLES answers.
+   * The time a request may wait (its deadline less the answer's own time),
+   * or 0 when, with `ahead` requests served first, it cannot finish in time.
    */
-  private longestWait(candidates: Backend[]): number {
-    let limits = 0;
-    let latency = 0;
-    for (const backend of candidates) {
-      const slot = this.slot(backend);
-      if (!slot.settled) return 0;
-      limits += slot.limit;
-      latency = Math.max(latency, slot.slowest);
-    }
-    return Math.ceil((this.queue.length + 1) / limits) * latency;
+  private slack(
+    slots: BackendSlot[],
+    deadline: number,
+    ahead: number,
+    now: number,
+  ): number {
+    const timeLeft = deadline - now - fastestAnswer(slots);
+    return longestWait(slots, ahead) > timeLeft ? 0 : timeLeft;
   }
 
-  private fastest(candidates: Backend[]): number {
-    let best = Infinity;
-    for (const backend of candidates)
-      best = Math.min(best, this.slot(backend).slowest);
-    return best;
+  /**
+   * A request of `priority` went ahead of the lower classes: those it leaves
+   * unable to finish in time are refused now, not when their deadline passes.
+   */
+  private overtaken(priority: Priority, now: number): void {
+    let ahead = 0;
+    for (const [rank, queue] of this.queue.inOrder().entries()) {
+      for (let i = 0; rank > rankOf(priority) && i < queue.length;) {
+        const { tried, deadline } = queue[i];
+        const slots = this.slotsOf(this.pool.candidates(tried));
+        if (this.slack(slots, deadline, ahead + i, now) > 0) i++;
+        else
+          this.leave(queue[i], (w) =>
+            w.reject(this.shed('deadline', w.priority)),
+          );
+      }
+      ahead += queue.length;
+    }
+  }
+
+  /** A sheddable request leaves even a free slot to higher classes that had to wait of late (wait() refuses it). */
+  private yields(priority: Priority, candidates: Backend[]): boolean {
+    if (priority !== 'sheddable') return false;
+    const withinMs = fastestAnswer(this.slotsOf(candidates));
+    return this.queue.busyAboveSheddable(withinMs, performance.now());
   }
 
   private withRoom(candidates: Backend[]): Backend[] {
@@ -251,13 +284,13 @@ export class Admission {
     return false;
   }
 
-  private choose(free: Backend[]): Backend {
-    return this.pool.choose(free) as Backend;
-  }
-
   private take(backend: Backend): Backend {
     this.slot(backend).active++;
     return backend;
+  }
+
+  private slotsOf(candidates: Backend[]): BackendSlot[] {
+    return candidates.map((backend) => this.slot(backend));
   }
 
   private slot(backend: Backend): BackendSlot {

@@ -91,3 +91,35 @@ export class BackendSlot {
     this.latencyMs += error * LATENCY_GAIN;
   }
 }
+
+/**
+ * How long a request with `ahead` requests served before it may wait for a
+ * slot of one of `slots`: every request in flight has its answer within
+ * about one latency (SRTT + 4 x RTTVAR), so the limits free up once per
+ * latency and the k-th in line gets a slot within ceil(k / sum of limits)
+ * latencies. Little's law (k x latency / limit) is only the average: a
+ * server whose workers finish together, or answers that come in two
+ * latencies (at once, or after a turn in the server's own queue), leave a
+ * request queued past it, and its refusal would then come from the timer,
+ * late. 0 until each slot has SETTLED_SAMPLES answers.
+ */
+export function longestWait(
+  slots: readonly BackendSlot[],
+  ahead: number,
+): number {
+  let limits = 0;
+  let latency = 0;
+  for (const slot of slots) {
+    if (!slot.settled) return 0;
+    limits += slot.limit;
+    latency = Math.max(latency, slot.slowest);
+  }
+  return Math.ceil((ahead + 1) / limits) * latency;
+}
+
+/** What an answer of the fastest of `slots` may take, once it has a slot (at least 1 ms). */
+export function fastestAnswer(slots: readonly BackendSlot[]): number {
+  let best = Infinity;
+  for (const slot of slots) best = Math.min(best, slot.slowest);
+  return Math.max(1, best);
+}

@@ -1,3 +1,4 @@
+import type { Priority } from '../common/priority.js';
 import type { BackendCall } from './backend-call.js';
 import type { Cut } from './backend-errors.js';
 import type { BackendPool } from './backend-pool.js';
@@ -14,6 +15,8 @@ export class Exchange {
   call: BackendCall | undefined = undefined;
   /** Leaves the admission queue (set while waiting there). */
   onCut: (() => void) | undefined = undefined;
+  /** Its class in the admission queue: the recipient's. */
+  readonly priority: Priority;
   private request: ForwardRequest | undefined;
   private made = false;
 
@@ -23,7 +26,9 @@ export class Exchange {
     private readonly outgoing: Outgoing,
     /** performance.now() at which BACKEND_TIMEOUT_MS ends (0 unless the pool has admission control). */
     readonly deadline: number,
-  ) {}
+  ) {
+    this.priority = recipient.priority;
+  }
 
   /** The request to send; made on first use when lazy (undefined: nothing to send any more). */
   get sent(): ForwardRequest | undefined {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { Priority } from '../common/priority.js';
 import type { RequestBody } from '../common/request-body.js';
 import type { AttemptSpan, RequestState } from '../common/request-state.js';
 import type { Backend } from './backend.js';
@@ -60,6 +61,8 @@ export interface Forwarding {
 export interface Recipient {
   readonly requestId: string;
   readonly endpoint: string;
+  /** Its class in the admission queue. */
+  readonly priority: Priority;
   readonly observer: AttemptObserver | undefined;
   /** The client's response ('close': it left); none for a batch. */
   readonly response: ServerResponse | undefined;

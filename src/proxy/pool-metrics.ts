@@ -45,8 +45,8 @@ export class PoolMetrics {
     this.metrics.queueWait.observe(seconds);
   }
 
-  shed(reason: string): void {
-    this.metrics.shed.labels(reason).inc();
+  shed(reason: string, priority: string): void {
+    this.metrics.shed.labels(reason, priority).inc();
   }
 
   retryBudgetExhausted(): void {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Priority } from '../common/priority.js';
 import type { RequestBody } from '../common/request-body.js';
 import { backendConfig } from '../config/backend.config.js';
 import { securityConfig } from '../config/security.config.js';
@@ -98,7 +99,8 @@ export class ProxyService {
    * deadline and admission as a forwarding; `outgoing` may be made once a
    * backend slot is held (undefined then: nothing is sent). The answer is
    * read whole; a retryable 5xx that no other backend replaced is thrown
-   * as the gateway's error, like a transport failure.
+   * as the gateway's error, like a transport failure. `priority`: its
+   * class in the admission queue.
    */
   async call(
     pool: BackendPool,
@@ -106,12 +108,14 @@ export class ProxyService {
     id: string,
     endpoint: string,
     observer: AttemptObserver | undefined,
+    priority: Priority,
   ): Promise<CallAnswer | undefined> {
     const caller = new CallerRecipient(
       id,
       endpoint,
       observer,
       this.server.maxBodyBytes,
+      priority,
     );
     await this.runner.run(caller, pool, outgoing);
     if (!caller.answer) return undefined;

@@ -1,6 +1,7 @@
 import { BadGatewayException } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import type { Priority } from '../common/priority.js';
 import { REQUEST_ID_HEADER } from '../common/request-id.js';
 import type { BackendAnswer } from './backend-call.js';
 import type { AttemptFailed, Cut } from './backend-errors.js';
@@ -11,12 +12,14 @@ import type { AttemptObserver, Forwarding, Recipient } from './forwarding.js';
 export class ClientRecipient implements Recipient {
   readonly requestId: string;
   readonly endpoint: string;
+  readonly priority: Priority;
   readonly observer: AttemptObserver | undefined;
   readonly response: ServerResponse;
 
   constructor(private readonly client: Forwarding) {
     this.requestId = client.request.id;
     this.endpoint = client.endpoint;
+    this.priority = client.state.priority;
     this.observer = client.observer;
     this.response = client.reply.raw;
   }
@@ -78,6 +81,7 @@ export class CallerRecipient implements Recipient {
     readonly endpoint: string,
     readonly observer: AttemptObserver | undefined,
     private readonly maxBytes: number,
+    readonly priority: Priority,
   ) {}
 
   startAttempt(): void {}

@@ -5,7 +5,7 @@ import { RateLimiterService } from './rate-limiter.service.js';
 
 /**
  * The rate limit on the gateway's own routes that are not open to all
- * (`GET /`), after ApiKeyGuard; the prediction path runs the same check as
+ * (`GET /`), after AuthGuard; the prediction path runs the same check as
  * a stage.
  */
 @Injectable()

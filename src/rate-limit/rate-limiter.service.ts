@@ -7,78 +7,110 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { parsePointer, type Pointer } from '../batching/json-pointer.js';
 import type { RequestState } from '../common/request-state.js';
+import { batchingConfig } from '../config/batching.config.js';
 import { securityConfig } from '../config/security.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { type RedisClient, RedisService } from '../redis/redis.service.js';
-import type { LimitResult } from './rate-limit.types.js';
+import { TenantsService } from '../tenants/tenants.service.js';
+import type { LimitResult, Take } from './rate-limit.types.js';
 import { defineGcra, takeGcra } from './redis-gcra.js';
+import { requestItems } from './request-items.js';
 import { TokenBuckets } from './token-bucket.js';
 
 const LET_THROUGH: LimitResult = {
   allowed: true,
+  index: -1,
   remaining: 0,
   resetSeconds: 0,
   retryAfterSeconds: 0,
 };
 
+interface GlobalLimit {
+  readonly rps: number;
+  readonly burst: number;
+  readonly inItems: boolean;
+}
+
 /**
- * RATE_LIMIT_RPS / RATE_LIMIT_BURST per client: per API key (its short id)
- * when keys are on, else per client IP; in memory per pod, or, with Redis
- * configured, one bucket shared by every replica (one EVALSHA per request).
- * When Redis cannot answer within REDIS_TIMEOUT_MS the request is let
- * through (RATE_LIMIT_ON_REDIS_ERROR=allow, counted) or refused with 503.
+ * Two limits, each a token bucket: RATE_LIMIT_RPS / RATE_LIMIT_BURST per
+ * client (per API key or JWT subject, else per client IP), in requests or
+ * items (RATE_LIMIT_UNIT); and, with TENANTS_FILE, each tenant's quota in
+ * items (one bucket per listed tenant, one per client for `default`). A
+ * `/batch_predict` costs its texts. In memory per pod, or, with Redis, the
+ * buckets every replica shares (one script call per request, both buckets
+ * at once). When Redis cannot answer within REDIS_TIMEOUT_MS the request
+ * is let through (RATE_LIMIT_ON_REDIS_ERROR=allow, counted) or refused.
  */
 @Injectable()
 export class RateLimiterService {
   readonly enabled: boolean;
-  /** Requests at once per client (the bucket size, RateLimit-Limit). */
-  readonly limit: number;
-  private readonly rps: number;
-  private readonly memory: TokenBuckets;
+  private readonly global: GlobalLimit | undefined;
+  private readonly memory = new TokenBuckets();
   private readonly redis: RedisClient | null;
   private readonly keyPrefix: string;
   private readonly denyOnError: boolean;
+  /** Where a /batch_predict body holds its texts (BATCH_ITEMS with batching on). */
+  private readonly itemsAt: Pointer;
 
   constructor(
     @Inject(securityConfig.KEY) config: ConfigType<typeof securityConfig>,
+    @Inject(batchingConfig.KEY) batching: ConfigType<typeof batchingConfig>,
     private readonly redisService: RedisService,
     private readonly metrics: MetricsService,
+    private readonly tenants: TenantsService,
   ) {
-    this.enabled = config.rateLimitRps > 0;
-    this.rps = Math.max(config.rateLimitRps, 1);
-    this.limit = Math.max(config.rateLimitBurst || this.rps, 1);
-    this.memory = new TokenBuckets(this.rps, this.limit);
+    if (config.rateLimitRps > 0)
+      this.global = {
+        rps: config.rateLimitRps,
+        burst: Math.max(config.rateLimitBurst || config.rateLimitRps, 1),
+        inItems: config.rateLimitUnit === 'items',
+      };
+    this.enabled = this.global !== undefined || tenants.enabled;
     this.redis = this.enabled ? redisService.client : null;
     this.keyPrefix = `${redisService.keyPrefix}rl:`;
     this.denyOnError = config.rateLimitOnRedisError === 'deny';
+    this.itemsAt = parsePointer(
+      batching.maxSize > 0 ? batching.endpoint.items : '/request/texts',
+    );
     if (this.redis) defineGcra(this.redis);
   }
 
   /**
-   * The rate-limit check of one request (after the API key check, which
-   * names the client): `RateLimit-Limit/Remaining/Reset` on the answer, or
-   * 429 with `Retry-After` when the client's bucket is empty.
+   * The rate-limit check of one request (after the credentials check, which
+   * names the client and its tenant): `RateLimit-Limit/Remaining/Reset` on
+   * the answer, or 429 with `Retry-After` when a bucket has too few tokens.
+   * `endpoint`: the backend route (`/batch_predict` costs its texts).
    */
   async check(
     request: FastifyRequest,
     reply: FastifyReply,
     state: RequestState,
+    endpoint = '',
   ): Promise<void> {
-    const taken = await this.take(
-      state.keyId === undefined ? `ip:${request.ip}` : `key:${state.keyId}`,
-    );
+    const takes = this.takesOf(request, state, endpoint);
+    if (takes.length === 0) return;
+    const tooLarge = takes.find((take) => take.cost > take.burst);
+    if (tooLarge) {
+      reply.headers(limitHeaders(tooLarge.burst, 0, 0));
+      throw new HttpException(
+        `this request's ${tooLarge.cost} items are more than the ${tooLarge.burst} allowed at once: split it`,
+        HttpStatus.TOO_MANY_REQUESTS,
+      );
+    }
+    const taken = await this.take(takes);
+    if (taken.index < 0) return;
+    const limit = takes[taken.index].burst;
     if (!taken.allowed) {
       state.trace?.event('gateway.rate_limit', {
         'gateway.rate_limit.decision': 'rejected',
-        'gateway.rate_limit.limit': this.limit,
+        'gateway.rate_limit.limit': limit,
         'gateway.rate_limit.retry_after_s': taken.retryAfterSeconds,
       });
       reply.headers({
         'retry-after': taken.retryAfterSeconds,
-        'ratelimit-limit': this.limit,
-        'ratelimit-remaining': 0,
-        'ratelimit-reset': taken.retryAfterSeconds,
+        ...limitHeaders(limit, 0, taken.retryAfterSeconds),
       });
       throw new HttpException(
         `rate limit exceeded, retry in ${taken.retryAfterSeconds} s`,
@@ -86,26 +118,54 @@ export class RateLimiterService {
       );
     }
     const remaining = Math.max(0, taken.remaining);
-    reply.headers({
-      'ratelimit-limit': this.limit,
-      'ratelimit-remaining': remaining,
-      'ratelimit-reset': taken.resetSeconds,
-    });
+    reply.headers(limitHeaders(limit, remaining, taken.resetSeconds));
     state.trace?.event('gateway.rate_limit', {
       'gateway.rate_limit.decision': 'allowed',
       'gateway.rate_limit.remaining': remaining,
     });
   }
 
-  /** Takes one request from `key`'s bucket. */
-  take(key: string): Promise<LimitResult> {
-    if (this.redis === null) return Promise.resolve(this.memory.take(key));
-    return takeGcra(
-      this.redis,
-      this.keyPrefix + key,
-      this.rps,
-      this.limit,
-    ).catch((err: unknown) => this.onRedisError(err));
+  /**
+   * The buckets a request takes from. Without tenants: the client's, named
+   * as before. With tenants, every key of a request carries one Redis Cluster
+   * hash tag (the listed tenant's name, else the client) so one script call
+   * can take from both.
+   */
+  private takesOf(
+    request: FastifyRequest,
+    state: RequestState,
+    endpoint: string,
+  ): Take[] {
+    const client =
+      state.keyId === undefined ? `ip:${request.ip}` : `key:${state.keyId}`;
+    let items = 0;
+    const itemsOf = () =>
+      (items ||= requestItems(request, endpoint, this.itemsAt));
+    const global = this.global;
+    const globalTake = (key: string): Take => ({
+      key,
+      rps: global!.rps,
+      burst: global!.burst,
+      cost: global!.inItems ? itemsOf() : 1,
+    });
+    if (!this.tenants.enabled) return global ? [globalTake(client)] : [];
+    const tenant =
+      state.tenant === undefined
+        ? this.tenants.default
+        : this.tenants.named(state.tenant);
+    const tag = tenant.listed ? `{t:${tenant.name}}` : `{c:${client}}`;
+    const takes: Take[] = [];
+    if (tenant.quota)
+      takes.push({ key: tag, ...tenant.quota, cost: itemsOf() });
+    if (global) takes.push(globalTake(tag + client));
+    return takes;
+  }
+
+  private take(takes: readonly Take[]): Promise<LimitResult> {
+    if (this.redis === null) return Promise.resolve(this.memory.take(takes));
+    return takeGcra(this.redis, this.keyPrefix, takes).catch((err: unknown) =>
+      this.onRedisError(err),
+    );
   }
 
   private onRedisError(err: unknown): LimitResult {
@@ -118,4 +178,12 @@ export class RateLimiterService {
     this.metrics.rateLimitRedisFallback.inc();
     return LET_THROUGH;
   }
+}
+
+function limitHeaders(limit: number, remaining: number, reset: number) {
+  return {
+    'ratelimit-limit': limit,
+    'ratelimit-remaining': remaining,
+    'ratelimit-reset': reset,
+  };
 }

@@ -1,7 +1,8 @@
 import request from 'supertest';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { spawnGateway, type GatewayProcess } from './process.js';
-import type { Upstream } from './upstream.js';
+import { RedisServer } from './redis.js';
+import { Upstream } from './upstream.js';
 
 /** Helpers for the suites where several gateway processes share state through Redis. */
 
@@ -134,4 +135,32 @@ export function gatewayPair(
       gateways = [];
     },
   };
+}
+
+/**
+ * The usual setup of a shared-state suite: a redis-server and an `Upstream`
+ * started before all tests of the enclosing describe, stopped after them, and
+ * a `gatewayPair` on them, stopped after each test. Call it in the describe's
+ * body; read `redis`, `upstream` and `pair` in tests.
+ */
+export function redisGatewayPair() {
+  const stack = {} as {
+    redis: RedisServer;
+    upstream: Upstream;
+    pair: ReturnType<typeof gatewayPair>;
+  };
+  stack.pair = gatewayPair(
+    () => stack.upstream,
+    () => ({ REDIS_URL: stack.redis.url }),
+  );
+  beforeAll(async () => {
+    stack.redis = await RedisServer.start();
+    stack.upstream = await new Upstream().start();
+  });
+  afterEach(() => stack.pair.stop());
+  afterAll(async () => {
+    await stack.redis?.stop();
+    await stack.upstream?.stop();
+  });
+  return stack;
 }

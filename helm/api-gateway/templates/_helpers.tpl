@@ -82,7 +82,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_TLS and REDIS_USERNAME from redis. */}}
+{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_TLS and REDIS_USERNAME from redis, JWT_* from auth.jwt, ROUTES_FILE and TENANTS_FILE when routes / tenants are given. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
@@ -118,6 +118,25 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- if .Values.routes.models }}
 {{- $_ := set $env "ROUTES_FILE" (printf "%s/routes.yaml" (include "api-gateway.routesDir" .)) }}
 {{- end }}
+{{- if .Values.tenants }}
+{{- $_ := set $env "TENANTS_FILE" (printf "%s/tenants.yaml" (include "api-gateway.tenantsDir" .)) }}
+{{- end }}
+{{- $jwt := .Values.auth.jwt }}
+{{- if and $jwt.jwksUrl $jwt.publicKey }}
+{{- fail "auth.jwt.jwksUrl and auth.jwt.publicKey are both set: set one of them" }}
+{{- end }}
+{{- if and (or $jwt.jwksUrl $jwt.publicKey) (or (empty $jwt.issuers) (empty $jwt.audiences)) }}
+{{- fail "auth.jwt.issuers and auth.jwt.audiences are required with auth.jwt.jwksUrl or auth.jwt.publicKey" }}
+{{- end }}
+{{- $_ := set $env "JWT_JWKS_URL" $jwt.jwksUrl }}
+{{- $_ := set $env "JWT_PUBLIC_KEY_FILE" (ternary (printf "%s/key" (include "api-gateway.jwtDir" .)) "" (not (empty $jwt.publicKey))) }}
+{{- $_ := set $env "JWT_ISSUER" (join "," $jwt.issuers) }}
+{{- $_ := set $env "JWT_AUDIENCE" (join "," $jwt.audiences) }}
+{{- $_ := set $env "JWT_ALGORITHMS" (join "," $jwt.algorithms) }}
+{{- $_ := set $env "JWT_CLOCK_TOLERANCE_S" (toString $jwt.clockToleranceSeconds) }}
+{{- $_ := set $env "JWT_TENANT_CLAIM" $jwt.tenantClaim }}
+{{- $_ := set $env "JWT_JWKS_COOLDOWN_MS" (toString $jwt.jwksCooldownMs) }}
+{{- $_ := set $env "JWT_JWKS_REFRESH_MS" (toString $jwt.jwksRefreshMs) }}
 {{- if $env.BACKEND_URLS }}
 {{- $_ := unset $env "BACKEND_URL" }}
 {{- else }}
@@ -156,4 +175,21 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{/* Where the routes ConfigMap is mounted: a directory, so its updates reach the pod (a subPath mount never sees them). */}}
 {{- define "api-gateway.routesDir" -}}
 /etc/api-gateway/routes
+{{- end }}
+
+{{/* Where the tenants ConfigMap is mounted (a directory, like the routes). */}}
+{{- define "api-gateway.tenantsDir" -}}
+/etc/api-gateway/tenants
+{{- end }}
+
+{{/* Where the JWT public key ConfigMap is mounted (a directory: its updates reach the pod). */}}
+{{- define "api-gateway.jwtDir" -}}
+/etc/api-gateway/jwt
+{{- end }}
+
+{{/* The JWKS URL's port, for the egress NetworkPolicy (443 for https, 80 for http when it names none). */}}
+{{- define "api-gateway.jwksPort" -}}
+{{- $url := urlParse .Values.auth.jwt.jwksUrl }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- default (ternary "443" "80" (eq $url.scheme "https")) $port }}
 {{- end }}
