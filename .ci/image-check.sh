@@ -199,7 +199,7 @@ stop_gw
 # image's compile cache read from the read-only root) and idle RSS: printed, median of 5.
 start_gw() {
   env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production GATEWAY_PORT="$PORT" HOST=127.0.0.1 \
-    BACKEND_URL="http://127.0.0.1:$DEMO_PORT" NODE_OPTIONS="--max-old-space-size=96 --max-semi-space-size=2" \
+    BACKEND_URL="http://127.0.0.1:$DEMO_PORT" NODE_OPTIONS="--max-old-space-size=96 --max-semi-space-size=8" \
     "$CHROOT" --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec ${argv[*]}" >>"$CACHE/run-ro.log" 2>&1 &
   gw_pid=$!
 }

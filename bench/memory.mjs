@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Memory of the gateway under the loads of the outside review, on Node 24 (the image's runtime) and Node 20,
-// both with the Helm chart's NODE_OPTIONS=--max-old-space-size=128. Each scenario x runtime is a fresh gateway
+// both with the Helm chart's NODE_OPTIONS (--max-old-space-size=96 --max-semi-space-size=8). Each scenario x runtime is a fresh gateway
 // (and a fresh test backend): VmRSS of /proc/<pid>/status sampled every 100 ms (peak during the load), VmHWM at
 // the end, RSS `--settle` s after the load stopped. Prints one markdown table, writes JSON (--out).
 //   cache-on     CACHE_TTL_SECONDS=60 (CACHE_MAX_BYTES default 64 MiB): for --duration s, 8 closed-loop clients
@@ -495,7 +495,7 @@ async function main() {
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       settle: { type: 'string', default: '15' },
       'mirror-requests': { type: 'string', default: '160' },
-      'node-options': { type: 'string', default: '--max-old-space-size=128' },
+      'node-options': { type: 'string', default: '--max-old-space-size=96 --max-semi-space-size=8' },
       logs: { type: 'string' },
       sequential: { type: 'boolean', default: false },
       out: {
