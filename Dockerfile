@@ -28,7 +28,7 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # --- runtime --------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 # MALLOC_ARENA_MAX: glibc gives each thread that allocates its own arena; two
-# keep V8's compiler and GC threads from holding ~7 MB more at peak (docs/helm.md, Memory).
+# keep V8's compiler and GC threads from holding ~7 MB more at peak (docs/helm.md#resources).
 ENV NODE_ENV=production \
     GATEWAY_PORT=8080 \
     NODE_COMPILE_CACHE=/app/compile-cache \
