@@ -7,6 +7,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { backendConfig } from './config/backend.config.js';
 import { batchingConfig } from './config/batching.config.js';
 import { cacheConfig } from './config/cache.config.js';
+import { captureConfig } from './config/capture.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { modelsConfig } from './config/models.config.js';
 import { redisConfig } from './config/redis.config.js';
@@ -36,6 +37,7 @@ import { TracingModule } from './tracing/tracing.module.js';
         tracingConfig,
         modelsConfig,
         batchingConfig,
+        captureConfig,
       ],
     }),
     LoggingModule,

@@ -1,0 +1,179 @@
+import type { FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import type {
+  ExchangeCapture,
+  RequestState,
+  ShadowResult,
+} from '../common/request-state.js';
+import type { BackendAnswer } from '../proxy/backend-call.js';
+import { BodyCapturer, type CapturedBody } from './capture-body.js';
+
+/** The answer the client got, as the stages after capture settle with it. */
+export type CaptureOutcome = Promise<BackendAnswer | undefined> | undefined;
+
+/** Everything both events of a sampled exchange carry, ready for any sink. */
+export interface CapturedExchange {
+  /** ce-id of both events: the request id. */
+  readonly id: string;
+  readonly source: string;
+  /** ce-time of the request event (its arrival) and of the response event (its end). */
+  readonly requestTime: string;
+  readonly responseTime: string;
+  /** Extension attributes of both events (lower-case names, string values). */
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly request: CapturedBody;
+  readonly response: CapturedBody;
+  /** What it holds of the capture buffer. */
+  readonly bytes: number;
+}
+
+/** Counted per exchange besides its bodies: attributes, times, the objects themselves. */
+const EXCHANGE_OVERHEAD_BYTES = 1024;
+
+/** ce-source: the gateway and the model (`default`: BACKEND_URL(S), no routes file). */
+const sourceOf = (model: string | undefined) =>
+  `api-gateway/models/${model === undefined ? 'default' : encodeURIComponent(model)}`;
+
+const X_CACHE = { hit: 'HIT', miss: 'MISS', error: 'MISS', bypass: 'BYPASS' };
+
+/** Where a finished exchange goes (the capture service's buffer). */
+export type ExchangeSink = (exchange: CapturedExchange) => void;
+
+/**
+ * One sampled request, from the capture stage to its events: it waits for
+ * the answer the client got (the stages' outcome), for the response to
+ * close (the final status and latency) and, when a shadow copy ran, for its
+ * comparison; then it builds the exchange and hands it on. Nothing of it
+ * runs before the client has its answer.
+ */
+export class SampledExchange implements ExchangeCapture {
+  private waiting = 2;
+  private answer: BackendAnswer | undefined;
+  private status = 0;
+  private elapsedMs = 0;
+
+  constructor(
+    private readonly request: FastifyRequest,
+    private readonly state: RequestState,
+    private readonly endpoint: string,
+    private readonly bodies: BodyCapturer,
+    private readonly sink: ExchangeSink,
+  ) {}
+
+  /** The stages' outcome (undefined: they settled with no answer, or threw). */
+  answered(outcome: CaptureOutcome): void {
+    if (!outcome) return this.ready();
+    outcome.then(
+      (answer) => {
+        this.answer = answer;
+        this.ready();
+      },
+      () => this.ready(),
+    );
+  }
+
+  closed(status: number, elapsedMs: number): void {
+    this.status = status;
+    this.elapsedMs = elapsedMs;
+    this.ready();
+  }
+
+  private ready(): void {
+    if (--this.waiting > 0) return;
+    const shadow = this.state.shadow;
+    if (!shadow) return void this.build(undefined);
+    shadow.result.then(
+      (result) => this.build(result),
+      () => this.build('error'),
+    );
+  }
+
+  private async build(shadow: ShadowResult | undefined): Promise<void> {
+    const { request, answer } = this;
+    const end = Date.now();
+    const [req, res] = await Promise.all([
+      this.bodies.capture(
+        request.body as Buffer | Buffer[] | undefined,
+        header(request.headers['content-type']),
+      ),
+      answerBody(answer, this.bodies),
+    ]);
+    this.sink({
+      id: request.id,
+      source: sourceOf(this.state.model),
+      requestTime: new Date(end - this.elapsedMs).toISOString(),
+      responseTime: new Date(end).toISOString(),
+      attributes: this.attributes(shadow),
+      request: req,
+      response: res,
+      bytes:
+        EXCHANGE_OVERHEAD_BYTES +
+        (req.data?.length ?? 0) +
+        (res.data?.length ?? 0),
+    });
+  }
+
+  private attributes(shadow: ShadowResult | undefined): Record<string, string> {
+    const { state } = this;
+    const attributes: Record<string, string> = {
+      endpoint: this.endpoint,
+      status: String(this.status),
+      latencyms: this.elapsedMs.toFixed(3),
+    };
+    if (state.model !== undefined) {
+      attributes.model = state.model;
+      // KServe's logger names the model so: its consumers group by it.
+      attributes.inferenceservicename = state.model;
+    }
+    if (state.version !== undefined) attributes.version = state.version;
+    const traceparent = traceparentOf(this.request, state);
+    if (traceparent) attributes.traceparent = traceparent;
+    if (state.tenant !== undefined) attributes.tenant = state.tenant;
+    if (state.cache !== undefined) attributes.cache = X_CACHE[state.cache];
+    if (state.batchId !== undefined) {
+      attributes.batchid = state.batchId;
+      attributes.batchsize = String(state.batchSize);
+    }
+    if (state.shadow && shadow) {
+      attributes.shadow = shadow;
+      attributes.shadowversion = state.shadow.version;
+    }
+    return attributes;
+  }
+}
+
+/** The answer's body as its event carries it: a streamed or absent one is omitted. */
+function answerBody(
+  answer: BackendAnswer | undefined,
+  bodies: BodyCapturer,
+): CapturedBody | Promise<CapturedBody> {
+  if (!answer) return BodyCapturer.omitted(undefined, undefined);
+  const contentType = header(answer.headers['content-type']);
+  if (answer.body instanceof Readable) {
+    const length = Number(answer.headers['content-length']);
+    return BodyCapturer.omitted(
+      contentType,
+      Number.isSafeInteger(length) ? length : undefined,
+    );
+  }
+  return bodies.capture(answer.body, contentType);
+}
+
+/** The request's trace: its server span when traced, else the client's traceparent. */
+function traceparentOf(
+  request: FastifyRequest,
+  state: RequestState,
+): string | undefined {
+  const trace = state.trace;
+  if (trace?.traceId && trace.spanId)
+    return `00-${trace.traceId}-${trace.spanId}-01`;
+  const sent = request.headers.traceparent;
+  return typeof sent === 'string' &&
+    /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(sent)
+    ? sent
+    : undefined;
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
