@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
 import type { RequestState } from '../common/request-state.js';
 import { WatchedFile } from '../common/watched-file.js';
 import { captureConfig, parseSinkHeaders } from '../config/capture.config.js';
@@ -46,6 +47,7 @@ export class CaptureService implements OnApplicationShutdown {
   private headersFile: WatchedFile<Record<string, string>> | undefined;
   /** Sampled exchanges not yet handed to the sinks (waiting for close, a shadow, a hash). */
   private building = 0;
+  private sampledExchanges: Counter | undefined;
 
   constructor(
     @Inject(captureConfig.KEY)
@@ -57,9 +59,8 @@ export class CaptureService implements OnApplicationShutdown {
     const sinks = this.sinks(redis);
     this.sampler = new CaptureSampler(config.sampleRate, config.sampleKey);
     this.bodies = new BodyCapturer(config.maxBodyBytes, config.redact);
-    const metrics = new CaptureMetrics(() =>
-      this.deliveries.map((d) => [d.name, d.bytes] as const),
-    );
+    const metrics = new CaptureMetrics(() => this.deliveries);
+    this.sampledExchanges = metrics.sampled;
     for (const sink of sinks)
       this.deliveries.push(
         new Delivery(sink, {
@@ -105,6 +106,7 @@ export class CaptureService implements OnApplicationShutdown {
     );
     state.capture = exchange;
     this.building++;
+    this.sampledExchanges!.inc();
     return exchange;
   }
 

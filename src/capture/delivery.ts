@@ -31,6 +31,7 @@ export class Delivery {
   private queue: CapturedExchange[] = [];
   private head = 0;
   private held = 0;
+  private heldEvents = 0;
   private workers = 0;
   private scheduled = false;
   private closing = false;
@@ -58,12 +59,18 @@ export class Delivery {
     return this.held;
   }
 
+  /** Events held now, neither delivered nor dropped yet. */
+  get events(): number {
+    return this.heldEvents;
+  }
+
   /** Queues an exchange (its two events), or drops them when it does not fit. */
   offer(exchange: CapturedExchange): void {
     if (this.closing) return this.drop(2, 'shutdown');
     if (this.held + exchange.bytes > this.options.maxBytes)
       return this.drop(2, 'buffer_full');
     this.held += exchange.bytes;
+    this.heldEvents += 2;
     this.queue.push(exchange);
     // Workers start on the next turn: exchanges of one turn go together.
     if (this.scheduled) return;
@@ -89,7 +96,10 @@ export class Delivery {
     const left = this.pending;
     this.queue = [];
     this.head = 0;
-    if (left > 0) this.drop(left * 2, 'shutdown');
+    if (left > 0) {
+      this.heldEvents -= left * 2;
+      this.drop(left * 2, 'shutdown');
+    }
     await this.sink.close();
   }
 
@@ -145,18 +155,23 @@ export class Delivery {
       const failed: CaptureEvent[] = [];
       let reason: DropReason = 'error';
       let delivered = 0;
+      let rejected = 0;
       results.forEach((result, i) => {
         if (result === 'delivered') delivered++;
-        else if (result === 'rejected') this.drop(1, 'rejected');
+        else if (result === 'rejected') rejected++;
         else {
           failed.push(events[i]);
           reason = result;
         }
       });
+      this.heldEvents -= delivered + rejected;
       if (delivered > 0) this.delivered.inc(delivered);
+      if (rejected > 0) this.drop(rejected, 'rejected');
       if (failed.length === 0) return;
-      if (attempt >= this.options.retries || this.closing)
+      if (attempt >= this.options.retries || this.closing) {
+        this.heldEvents -= failed.length;
         return this.drop(failed.length, reason);
+      }
       this.options.metrics.retries.labels(this.sink.name).inc(failed.length);
       await this.backoff(attempt);
       events = failed;

@@ -19,7 +19,8 @@ const TIMED_OUT = 'capture sink timeout';
  * CloudEvents 1.0 over HTTP in binary content mode, as KServe's inference
  * logger sends them: one POST per event, the body as it is, the context in
  * `ce-*` headers. Its own undici Pool (never the backends'), keep-alive,
- * each POST bounded by CAPTURE_TIMEOUT_MS (connect, head and body).
+ * each POST bounded by CAPTURE_TIMEOUT_MS as a whole (a timer of ours:
+ * undici's headers and body timers tick only every half second).
  */
 export class HttpSink implements CaptureSink {
   readonly name = 'http';
@@ -65,38 +66,50 @@ export class HttpSink implements CaptureSink {
     if (body.contentType !== undefined)
       headers['content-type'] = body.contentType;
     return new Promise((resolve) => {
-      const handler = new SinkPost(resolve);
-      const timer = setTimeout(
-        () => handler.abort(new Error(TIMED_OUT)),
-        this.timeoutMs,
-      );
-      handler.done = () => clearTimeout(timer);
-      this.pool.dispatch(
-        { path: this.path, method: 'POST', headers, body: body.data ?? EMPTY },
-        handler,
-      );
+      const post = new SinkPost(resolve, this.timeoutMs);
+      try {
+        this.pool.dispatch(
+          {
+            path: this.path,
+            method: 'POST',
+            headers,
+            body: body.data ?? EMPTY,
+          },
+          post,
+        );
+      } catch {
+        // A header value undici refuses, say: this event cannot go.
+        post.refused();
+      }
     });
   }
 }
 
 /** One POST: only its status matters; the answer's body is read and dropped. */
 class SinkPost implements Dispatcher.DispatchHandler {
-  done: () => void = () => undefined;
-  private controller: DispatchController | undefined;
-  private abortReason: Error | undefined;
   private status = 0;
   private settled = false;
+  private controller: DispatchController | undefined;
+  private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly resolve: (result: SendResult) => void) {}
+  constructor(
+    private readonly resolve: (result: SendResult) => void,
+    timeoutMs: number,
+  ) {
+    this.timer = setTimeout(() => {
+      this.controller?.abort(new Error(TIMED_OUT));
+      // Not started yet (waiting for a connection): it ends here all the same.
+      this.settle('timeout');
+    }, timeoutMs);
+  }
 
-  abort(reason: Error): void {
-    if (this.controller) this.controller.abort(reason);
-    else this.abortReason = reason;
+  refused(): void {
+    this.settle('rejected');
   }
 
   onRequestStart(controller: DispatchController): void {
     this.controller = controller;
-    if (this.abortReason) controller.abort(this.abortReason);
+    if (this.settled) controller.abort(new Error(TIMED_OUT));
   }
 
   onResponseStart(_controller: DispatchController, status: number): void {
@@ -115,6 +128,7 @@ class SinkPost implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: DispatchController, err: Error): void {
+    // Ours, or undici's HeadersTimeoutError, BodyTimeoutError, ConnectTimeoutError.
     this.settle(
       err.message === TIMED_OUT || /Timeout/.test(err.name)
         ? 'timeout'
@@ -125,7 +139,7 @@ class SinkPost implements Dispatcher.DispatchHandler {
   private settle(result: SendResult): void {
     if (this.settled) return;
     this.settled = true;
-    this.done();
+    clearTimeout(this.timer);
     this.resolve(result);
   }
 }

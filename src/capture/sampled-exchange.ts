@@ -51,6 +51,7 @@ export class SampledExchange implements ExchangeCapture {
   private answer: BackendAnswer | undefined;
   private status = 0;
   private elapsedMs = 0;
+  private closedAt = 0;
 
   constructor(
     private readonly request: FastifyRequest,
@@ -75,41 +76,52 @@ export class SampledExchange implements ExchangeCapture {
   closed(status: number, elapsedMs: number): void {
     this.status = status;
     this.elapsedMs = elapsedMs;
+    this.closedAt = Date.now();
     this.ready();
   }
 
   private ready(): void {
     if (--this.waiting > 0) return;
     const shadow = this.state.shadow;
-    if (!shadow) return void this.build(undefined);
+    if (!shadow) return this.build(undefined);
     shadow.result.then(
       (result) => this.build(result),
       () => this.build('error'),
     );
   }
 
-  private async build(shadow: ShadowResult | undefined): Promise<void> {
-    const { request, answer } = this;
-    const end = Date.now();
-    const [req, res] = await Promise.all([
-      this.bodies.capture(
-        request.body as Buffer | Buffer[] | undefined,
-        header(request.headers['content-type']),
-      ),
-      answerBody(answer, this.bodies),
-    ]);
+  /** Synchronous unless a body over the limit is hashed. */
+  private build(shadow: ShadowResult | undefined): void {
+    const request = this.bodies.capture(
+      this.request.body as Buffer | Buffer[] | undefined,
+      header(this.request.headers['content-type']),
+    );
+    const response = answerBody(this.answer, this.bodies);
+    if (request instanceof Promise || response instanceof Promise)
+      void Promise.all([request, response]).then(([req, res]) =>
+        this.hand(req, res, shadow),
+      );
+    else this.hand(request, response, shadow);
+  }
+
+  private hand(
+    request: CapturedBody,
+    response: CapturedBody,
+    shadow: ShadowResult | undefined,
+  ): void {
+    const end = this.closedAt;
     this.sink({
-      id: request.id,
+      id: this.request.id,
       source: sourceOf(this.state.model),
       requestTime: new Date(end - this.elapsedMs).toISOString(),
       responseTime: new Date(end).toISOString(),
       attributes: this.attributes(shadow),
-      request: req,
-      response: res,
+      request,
+      response,
       bytes:
         EXCHANGE_OVERHEAD_BYTES +
-        (req.data?.length ?? 0) +
-        (res.data?.length ?? 0),
+        (request.data?.length ?? 0) +
+        (response.data?.length ?? 0),
     });
   }
 
