@@ -76,7 +76,7 @@ export class BodyCapturer {
         size,
         sha256: undefined,
       };
-    const whole = chunks.length === 1 ? chunks[0] : copy(chunks, size);
+    const whole = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
     if (this.pointers.length === 0)
       return {
         capture: 'full',
@@ -109,14 +109,6 @@ export class BodyCapturer {
       removed = removeAt(document, pointer) || removed;
     return removed ? Buffer.from(JSON.stringify(document)) : body;
   }
-}
-
-/** One Buffer of its own (never a slice of Node's shared pool, which it would pin). */
-function copy(chunks: readonly Buffer[], size: number): Buffer {
-  const whole = Buffer.allocUnsafeSlow(size);
-  let at = 0;
-  for (const chunk of chunks) at += chunk.copy(whole, at);
-  return whole;
 }
 
 async function digest(

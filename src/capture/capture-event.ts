@@ -1,5 +1,5 @@
 import type { CapturedBody } from './capture-body.js';
-import type { CapturedExchange } from './sampled-exchange.js';
+import type { CapturedExchange } from './packed-exchange.js';
 
 /** One of an exchange's two CloudEvents. */
 export interface CaptureEvent {

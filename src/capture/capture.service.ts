@@ -19,12 +19,15 @@ import { CaptureSampler } from './capture-sampler.js';
 import { Delivery } from './delivery.js';
 import { HttpSink } from './http-sink.js';
 import { RedisSink } from './redis-sink.js';
-import { type CapturedExchange, SampledExchange } from './sampled-exchange.js';
+import { type CapturedExchange, PackedExchange } from './packed-exchange.js';
+import { SampledExchange } from './sampled-exchange.js';
 
 /** How often CAPTURE_HEADERS_FILE is checked for a new version. */
 export const HEADERS_FILE_POLL_MS = 1000;
 /** First retry's delay (doubling, up to 2 s). */
 const BACKOFF_MS = 100;
+/** Bytes of exchanges in one send at most (a Redis pipeline): what a send holds besides the buffer. */
+const BATCH_BYTES = 256 * 1024;
 
 /**
  * Inference capture (on when CAPTURE_SAMPLE_RATE > 0): a sampled share of
@@ -66,6 +69,7 @@ export class CaptureService implements OnApplicationShutdown {
         new Delivery(sink, {
           // One share each: a sink that is down fills only its own.
           maxBytes: Math.floor(config.bufferBytes / sinks.length),
+          batchBytes: BATCH_BYTES,
           retries: config.retries,
           backoffMs: BACKOFF_MS,
           metrics,
@@ -97,6 +101,13 @@ export class CaptureService implements OnApplicationShutdown {
     endpoint: string,
   ): SampledExchange | undefined {
     if (!this.sampler!.sampled(request.headers)) return undefined;
+    this.sampledExchanges!.inc();
+    // A sink that is down or hanging fills its buffer: from then on a
+    // sampled request costs a comparison and a count, nothing more.
+    if (!this.deliveries.some((d) => d.hasRoom)) {
+      for (const delivery of this.deliveries) delivery.refuse();
+      return undefined;
+    }
     const exchange = new SampledExchange(
       request,
       state,
@@ -106,7 +117,6 @@ export class CaptureService implements OnApplicationShutdown {
     );
     state.capture = exchange;
     this.building++;
-    this.sampledExchanges!.inc();
     return exchange;
   }
 
@@ -120,7 +130,8 @@ export class CaptureService implements OnApplicationShutdown {
 
   private readonly offer = (exchange: CapturedExchange): void => {
     this.building--;
-    for (const delivery of this.deliveries) delivery.offer(exchange);
+    const packed = new PackedExchange(exchange);
+    for (const delivery of this.deliveries) delivery.offer(packed);
   };
 
   private sinks(redis: RedisService): CaptureSink[] {

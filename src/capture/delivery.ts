@@ -2,11 +2,14 @@ import { Logger } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import type { CaptureEvent, CaptureSink } from './capture-event.js';
 import type { CaptureMetrics, DropReason } from './capture-metrics.js';
-import type { CapturedExchange } from './sampled-exchange.js';
+import { ExchangeRing } from './exchange-ring.js';
+import { type PackedExchange, unpack } from './packed-exchange.js';
 
 export interface DeliveryOptions {
-  /** Bytes of exchanges held (queued or being sent) at most. */
+  /** Bytes of exchanges held (queued or being sent) at most: the ring's size. */
   readonly maxBytes: number;
+  /** Bytes per send at most (besides `sink.batchSize` exchanges). */
+  readonly batchBytes: number;
   /** Attempts after the first. */
   readonly retries: number;
   /** First retry's delay; doubled each time up to MAX_BACKOFF_MS. */
@@ -19,26 +22,30 @@ const MAX_BACKOFF_MS = 2000;
 const DROP_LOG_EVERY_MS = 10_000;
 
 /**
- * One sink's delivery: a queue of captured exchanges bounded in bytes and
- * drained in the background by up to `sink.concurrency` workers, each
- * sending up to `sink.batchSize` exchanges at a time, with retries (the
- * failed events only) and exponential backoff. An exchange that does not
- * fit is dropped, as is an event whose retries ran out; every drop is
- * counted. Nothing here is ever awaited by a request.
+ * One sink's delivery: captured exchanges packed into a ring of a fixed
+ * size (its share of CAPTURE_BUFFER_BYTES) and drained in the background
+ * by up to `sink.concurrency` workers, each sending up to `sink.batchSize`
+ * exchanges at a time, with retries (the failed events only) and
+ * exponential backoff. An exchange that does not fit is dropped, as is an
+ * event whose retries ran out; every drop is counted. Nothing here is ever
+ * awaited by a request.
  */
 export class Delivery {
   private readonly logger = new Logger('Capture');
-  private queue: CapturedExchange[] = [];
-  private head = 0;
-  private held = 0;
+  private readonly ring: ExchangeRing;
   private heldEvents = 0;
   private workers = 0;
+  /** Sends in a row that delivered nothing: while > 0, one worker alone probes the sink. */
+  private failures = 0;
+  /** Set when an exchange did not fit; cleared once a tenth of the buffer is free again. */
+  private full = false;
   private scheduled = false;
   private closing = false;
   private readonly sleepers = new Set<() => void>();
   private idle: (() => void) | undefined;
   private readonly delivered: Counter.Internal;
   private readonly lost: Counter.Internal;
+  private readonly reasons = new Map<DropReason, Counter.Internal>();
   private droppedSinceLog = 0;
   private lastDropLog = 0;
 
@@ -46,6 +53,7 @@ export class Delivery {
     private readonly sink: CaptureSink,
     private readonly options: DeliveryOptions,
   ) {
+    this.ring = new ExchangeRing(options.maxBytes);
     this.delivered = options.metrics.events.labels(sink.name, 'delivered');
     this.lost = options.metrics.events.labels(sink.name, 'dropped');
   }
@@ -56,7 +64,7 @@ export class Delivery {
 
   /** Bytes held now (queued and in flight). */
   get bytes(): number {
-    return this.held;
+    return this.ring.used;
   }
 
   /** Events held now, neither delivered nor dropped yet. */
@@ -64,14 +72,31 @@ export class Delivery {
     return this.heldEvents;
   }
 
+  /**
+   * Whether an exchange would be taken now. Once one did not fit, none is
+   * until a tenth of the buffer is free again: a buffer that stays full
+   * (a sink down) costs a sampled request a look at this flag, and no
+   * exchange is built to be dropped.
+   */
+  get hasRoom(): boolean {
+    return !this.closing && !this.full;
+  }
+
+  /** Drops an exchange that was never built: the buffer had no room for any. */
+  refuse(): void {
+    this.drop(2, this.closing ? 'shutdown' : 'buffer_full');
+  }
+
   /** Queues an exchange (its two events), or drops them when it does not fit. */
-  offer(exchange: CapturedExchange): void {
+  offer(packed: PackedExchange): void {
     if (this.closing) return this.drop(2, 'shutdown');
-    if (this.held + exchange.bytes > this.options.maxBytes)
+    if (
+      !this.ring.add(packed.length, (target, at) => packed.writeTo(target, at))
+    ) {
+      this.full = true;
       return this.drop(2, 'buffer_full');
-    this.held += exchange.bytes;
+    }
     this.heldEvents += 2;
-    this.queue.push(exchange);
     // Workers start on the next turn: exchanges of one turn go together.
     if (this.scheduled) return;
     this.scheduled = true;
@@ -93,9 +118,7 @@ export class Delivery {
       });
       clearTimeout(timer);
     }
-    const left = this.pending;
-    this.queue = [];
-    this.head = 0;
+    const left = this.ring.clear();
     if (left > 0) {
       this.heldEvents -= left * 2;
       this.drop(left * 2, 'shutdown');
@@ -104,12 +127,14 @@ export class Delivery {
   }
 
   private get pending(): number {
-    return this.queue.length - this.head;
+    return this.ring.queued;
   }
 
   private readonly pump = (): void => {
     this.scheduled = false;
-    while (this.workers < this.sink.concurrency && this.pending > 0) {
+    // While sends fail, one worker at a time (see `work`).
+    const most = this.failures > 0 ? 1 : this.sink.concurrency;
+    while (this.workers < most && this.pending > 0) {
       this.workers++;
       void this.work();
     }
@@ -118,11 +143,18 @@ export class Delivery {
   private async work(): Promise<void> {
     try {
       while (this.pending > 0) {
-        const batch = this.take(this.sink.batchSize);
+        // A sink that is down or hanging gets one send at a time (with its
+        // retries and backoff), not one per worker: the others stop until
+        // a send gets through (and `pump` starts them again).
+        if (this.failures > 0 && this.workers > 1) break;
+        const records: number[] = [];
+        const events = this.take(records);
         try {
-          await this.deliver(batch);
+          await this.deliver(events);
         } finally {
-          for (const exchange of batch) this.held -= exchange.bytes;
+          for (const record of records) this.ring.done(record);
+          if (this.full && this.ring.used <= this.options.maxBytes * 0.9)
+            this.full = false;
         }
       }
     } finally {
@@ -131,25 +163,29 @@ export class Delivery {
     }
   }
 
-  private take(count: number): CapturedExchange[] {
-    const end = Math.min(this.head + count, this.queue.length);
-    const batch = this.queue.slice(this.head, end);
-    this.head = end;
-    // Compact once the consumed part dominates.
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return batch;
-  }
-
-  private async deliver(batch: readonly CapturedExchange[]): Promise<void> {
-    let events: CaptureEvent[] = [];
-    for (const exchange of batch)
+  /** Up to a batch of queued exchanges (their records in `records`), as events. */
+  private take(records: number[]): CaptureEvent[] {
+    const events: CaptureEvent[] = [];
+    let bytes = 0;
+    while (
+      records.length < this.sink.batchSize &&
+      bytes < this.options.batchBytes
+    ) {
+      const taken = this.ring.take();
+      if (!taken) break;
+      records.push(taken.record);
+      bytes += taken.bytes.length;
+      const exchange = unpack(taken.bytes);
       events.push(
         { exchange, kind: 'request' },
         { exchange, kind: 'response' },
       );
+    }
+    return events;
+  }
+
+  private async deliver(batch: readonly CaptureEvent[]): Promise<void> {
+    let events = batch;
     for (let attempt = 0; ; attempt++) {
       const results = await this.sink.send(events);
       const failed: CaptureEvent[] = [];
@@ -166,6 +202,12 @@ export class Delivery {
       });
       this.heldEvents -= delivered + rejected;
       if (delivered > 0) this.delivered.inc(delivered);
+      if (delivered + rejected === 0) this.failures++;
+      else if (this.failures > 0) {
+        // Through again: every worker back.
+        this.failures = 0;
+        setImmediate(this.pump);
+      }
       if (rejected > 0) this.drop(rejected, 'rejected');
       if (failed.length === 0) return;
       if (attempt >= this.options.retries || this.closing) {
@@ -196,7 +238,12 @@ export class Delivery {
 
   private drop(events: number, reason: DropReason): void {
     this.lost.inc(events);
-    this.options.metrics.dropped.labels(reason).inc(events);
+    let counted = this.reasons.get(reason);
+    if (!counted) {
+      counted = this.options.metrics.dropped.labels(reason);
+      this.reasons.set(reason, counted);
+    }
+    counted.inc(events);
     this.droppedSinceLog += events;
     const now = Date.now();
     if (now - this.lastDropLog < DROP_LOG_EVERY_MS) return;

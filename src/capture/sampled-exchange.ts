@@ -7,28 +7,10 @@ import type {
 } from '../common/request-state.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
 import { BodyCapturer, type CapturedBody } from './capture-body.js';
+import type { CapturedExchange } from './packed-exchange.js';
 
 /** The answer the client got, as the stages after capture settle with it. */
 export type CaptureOutcome = Promise<BackendAnswer | undefined> | undefined;
-
-/** Everything both events of a sampled exchange carry, ready for any sink. */
-export interface CapturedExchange {
-  /** ce-id of both events: the request id. */
-  readonly id: string;
-  readonly source: string;
-  /** ce-time of the request event (its arrival) and of the response event (its end). */
-  readonly requestTime: string;
-  readonly responseTime: string;
-  /** Extension attributes of both events (lower-case names, string values). */
-  readonly attributes: Readonly<Record<string, string>>;
-  readonly request: CapturedBody;
-  readonly response: CapturedBody;
-  /** What it holds of the capture buffer. */
-  readonly bytes: number;
-}
-
-/** Counted per exchange besides its bodies: attributes, times, the objects themselves. */
-const EXCHANGE_OVERHEAD_BYTES = 1024;
 
 /** ce-source: the gateway and the model (`default`: BACKEND_URL(S), no routes file). */
 const sourceOf = (model: string | undefined) =>
@@ -36,7 +18,7 @@ const sourceOf = (model: string | undefined) =>
 
 const X_CACHE = { hit: 'HIT', miss: 'MISS', error: 'MISS', bypass: 'BYPASS' };
 
-/** Where a finished exchange goes (the capture service's buffer). */
+/** Where a finished exchange goes (the capture service's buffers). */
 export type ExchangeSink = (exchange: CapturedExchange) => void;
 
 /**
@@ -118,10 +100,6 @@ export class SampledExchange implements ExchangeCapture {
       attributes: this.attributes(shadow),
       request,
       response,
-      bytes:
-        EXCHANGE_OVERHEAD_BYTES +
-        (request.data?.length ?? 0) +
-        (response.data?.length ?? 0),
     });
   }
 

@@ -120,6 +120,15 @@ export const captureConfig = registerAs('capture', () => {
       },
       'at most one of them',
     );
+  // Two exchanges with both bodies at the limit fit in each of two sinks' shares.
+  if (env.CAPTURE_BUFFER_BYTES < 4 * env.CAPTURE_MAX_BODY_BYTES + 16 * 1024)
+    throw configError(
+      {
+        CAPTURE_BUFFER_BYTES: env.CAPTURE_BUFFER_BYTES,
+        CAPTURE_MAX_BODY_BYTES: env.CAPTURE_MAX_BODY_BYTES,
+      },
+      'CAPTURE_BUFFER_BYTES >= 4 x CAPTURE_MAX_BODY_BYTES + 16384',
+    );
   return {
     /** Share of prediction requests captured; 0: capture off (no stage). */
     sampleRate: env.CAPTURE_SAMPLE_RATE,
