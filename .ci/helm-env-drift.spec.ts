@@ -22,6 +22,7 @@ const SECRET_KEYS = [
   'METRICS_API_KEY',
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_PASSWORD',
+  'CAPTURE_HEADERS',
 ];
 /** In the ConfigMap, set from a chart value outside `env`. */
 const FROM_VALUES: Record<string, string> = {
@@ -46,6 +47,21 @@ const FROM_BATCHING: Record<string, string> = {
   BATCH_ITEM: 'item',
   BATCH_ITEMS: 'items',
   BATCH_RESULTS: 'results',
+};
+
+/** Rendered from `capture.*` (CAPTURE_HEADERS_FILE: from capture.existingSecret, a mounted path). */
+const FROM_CAPTURE: Record<string, string> = {
+  CAPTURE_SAMPLE_RATE: 'sampleRate',
+  CAPTURE_SAMPLE_KEY: 'sampleKey',
+  CAPTURE_URL: 'url',
+  CAPTURE_REDIS_STREAM: 'redisStream',
+  CAPTURE_REDIS_MAXLEN: 'redisMaxLen',
+  CAPTURE_REDACT: 'redact',
+  CAPTURE_MAX_BODY_BYTES: 'maxBodyBytes',
+  CAPTURE_BUFFER_BYTES: 'bufferBytes',
+  CAPTURE_TIMEOUT_MS: 'timeoutMs',
+  CAPTURE_RETRIES: 'retries',
+  CAPTURE_HEADERS_FILE: 'existingSecret',
 };
 
 type K8sObject = {
@@ -124,6 +140,7 @@ describe('chart env vs the variables the code reads', () => {
       env: Record<string, string>;
       tracing: Record<string, string>;
       batching: Record<string, string | number>;
+      capture: Record<string, string | number | string[]>;
     };
     const schema = JSON.parse(
       readFileSync(join(chart, 'values.schema.json'), 'utf8'),
@@ -136,7 +153,8 @@ describe('chart env vs the variables the code reads', () => {
         !(n in NOT_IN_CHART) &&
         !(n in FROM_VALUES) &&
         !(n in FROM_TRACING) &&
-        !(n in FROM_BATCHING),
+        !(n in FROM_BATCHING) &&
+        !(n in FROM_CAPTURE),
     );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
     expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
@@ -151,6 +169,13 @@ describe('chart env vs the variables the code reads', () => {
         name,
         ENV_DEFAULTS[name],
       ]);
+    for (const [name, key] of Object.entries(FROM_CAPTURE)) {
+      const value = values.capture[key];
+      expect([
+        name,
+        Array.isArray(value) ? value.join(',') : String(value),
+      ]).toEqual([name, ENV_DEFAULTS[name]]);
+    }
   });
 
   it('every toggle on still renders only variables the code reads', () => {
