@@ -24,7 +24,10 @@ export class CaptureSampler {
 
 /**
  * Where `key` falls in [0, 1): FNV-1a (32 bits) over its UTF-16 code
- * units, then MurmurHash3's finalizer so every bit counts.
+ * units, then MurmurHash3's finalizer so every bit counts. Deliberately
+ * not the model router's sticky hash (`hashUnit`, one mixing round less):
+ * with STICKY_BY and CAPTURE_SAMPLE_KEY naming one header, the sample
+ * must not be the users of one version.
  */
 export function keyFraction(key: string): number {
   let h = 0x811c9dc5;
