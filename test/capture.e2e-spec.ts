@@ -143,6 +143,28 @@ describe('Inference capture over HTTP (e2e)', () => {
     expect(events(await settled(), 'delivered')).toBe(2);
   });
 
+  it('takes the sink headers from CAPTURE_HEADERS_FILE and picks up a rotated token without a restart', async () => {
+    const file = join(dir, 'sink-headers');
+    writeFileSync(file, 'Authorization=Bearer first-token\n');
+    await start({ CAPTURE_HEADERS_FILE: file });
+    await post(body('before'), { 'x-request-id': 'hdr-before' });
+    const [before] = await receiver.exchange('hdr-before');
+    expect(before.headers.authorization).toBe('Bearer first-token');
+    writeFileSync(file, 'Authorization=Bearer second-token\n');
+    // The file is polled (HEADERS_FILE_POLL_MS) and read once it has settled.
+    let n = 0;
+    await until(
+      async () => {
+        const id = `hdr-after-${n++}`;
+        await post(body('after'), { 'x-request-id': id });
+        const [event] = await receiver.exchange(id);
+        return event.headers.authorization === 'Bearer second-token';
+      },
+      8000,
+      200,
+    );
+  });
+
   it("captures the gateway's own error answers and streamed answers without their bodies", async () => {
     upstream.handler = (req, res, raw) => {
       if (!raw.toString().includes('stream'))
