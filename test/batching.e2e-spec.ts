@@ -62,9 +62,13 @@ class Model {
   }
 
   private answer(req: IncomingMessage, res: ServerResponse, raw: Buffer) {
-    const parsed = JSON.parse(raw.toString() || '{}') as {
-      request?: { text?: string; texts?: string[] };
-    };
+    let parsed: { request?: { text?: string; texts?: string[] } };
+    try {
+      parsed = JSON.parse(raw.toString() || '{}') as typeof parsed;
+    } catch {
+      // A model server answers a body it cannot read; it does not crash.
+      return json(res, 400, { error: 'not JSON' });
+    }
     if (req.url?.endsWith('/batch_predict') || req.url?.endsWith('/batch')) {
       const texts = parsed.request?.texts ?? [];
       this.batches.push(texts);
