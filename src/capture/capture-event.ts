@@ -18,6 +18,8 @@ export interface CaptureSink {
   readonly batchSize: number;
   /** `send` calls in flight at once at most. */
   readonly concurrency: number;
+  /** How long the first exchange queued waits for company before a send (0: the next turn). */
+  readonly lingerMs: number;
   /** Sends the events; one result per event, in order (never rejects). */
   send(events: readonly CaptureEvent[]): Promise<SendResult[]>;
   close(): Promise<void>;

@@ -31,6 +31,7 @@ class FlakySink implements CaptureSink {
   readonly name = 'test';
   readonly batchSize = 1;
   readonly concurrency = 4;
+  readonly lingerMs = 0;
   inFlight = 0;
   sends = 0;
   /** Sends in flight at once, counted from the first failure on until the sink is back. */
@@ -91,5 +92,34 @@ describe('Delivery', () => {
     ]);
     expect(delivery.bytes).toBe(0);
     expect(delivery.events).toBe(0);
+  });
+
+  it("waits the sink's linger for company: exchanges offered over several turns go in one send", async () => {
+    const sends: number[] = [];
+    const sink: CaptureSink = {
+      name: 'batched',
+      batchSize: 64,
+      concurrency: 1,
+      lingerMs: 50,
+      send: (events) => {
+        sends.push(events.length);
+        return Promise.resolve(events.map((): SendResult => 'delivered'));
+      },
+      close: () => Promise.resolve(),
+    };
+    const delivery = new Delivery(sink, {
+      maxBytes: 64 * 1024,
+      batchBytes: 16 * 1024,
+      retries: 0,
+      backoffMs: 1,
+      metrics: new CaptureMetrics(() => []),
+    });
+    for (let i = 0; i < 5; i++) {
+      delivery.offer(exchange(`t${i}`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sends).toEqual([]);
+    await delivery.close(5000);
+    expect(sends).toEqual([10]);
   });
 });

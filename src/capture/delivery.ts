@@ -97,10 +97,13 @@ export class Delivery {
       return this.drop(2, 'buffer_full');
     }
     this.heldEvents += 2;
-    // Workers start on the next turn: exchanges of one turn go together.
+    // Workers start on the next turn, or after the sink's linger: exchanges
+    // queued meanwhile go together (one Redis pipeline costs far less per
+    // command than one per exchange).
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.pump);
+    if (this.sink.lingerMs > 0) setTimeout(this.pump, this.sink.lingerMs);
+    else setImmediate(this.pump);
   }
 
   /**

@@ -26,6 +26,8 @@ export class HttpSink implements CaptureSink {
   readonly name = 'http';
   readonly batchSize = 1;
   readonly concurrency = CONNECTIONS;
+  /** One POST per event whatever the batch: nothing gained by waiting. */
+  readonly lingerMs = 0;
   private readonly pool: Pool;
   private readonly path: string;
 

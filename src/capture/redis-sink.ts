@@ -24,6 +24,7 @@ export class RedisSink implements CaptureSink {
   readonly name = 'redis';
   readonly batchSize = 64;
   readonly concurrency = 2;
+  readonly lingerMs = 20;
   private readonly maxLen: string;
 
   constructor(
