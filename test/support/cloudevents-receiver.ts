@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { whenEmitted } from './wait.js';
 
 /** One CloudEvent as it arrived in binary content mode: `ce-*` headers and the body. */
 export interface ReceivedEvent {
@@ -77,24 +78,14 @@ export class CloudEventsReceiver {
 
   /** Resolves once `check` holds on what arrived (checked at each event), or fails after `timeoutMs`. */
   waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
-    if (check()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onEvent = () => {
-        if (!check()) return;
-        clearTimeout(timer);
-        this.arrivals.off('event', onEvent);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.arrivals.off('event', onEvent);
-        reject(
-          new Error(
-            `CloudEvents receiver: condition not met in ${timeoutMs} ms (${this.seen.length} seen, ${this.accepted.length} accepted)`,
-          ),
-        );
-      }, timeoutMs);
-      this.arrivals.on('event', onEvent);
-    });
+    return whenEmitted(
+      this.arrivals,
+      'event',
+      check,
+      timeoutMs,
+      () =>
+        `CloudEvents receiver: condition not met in ${timeoutMs} ms (${this.seen.length} seen, ${this.accepted.length} accepted)`,
+    );
   }
 
   /** The accepted events of one request id, once `count` of them arrived. */
