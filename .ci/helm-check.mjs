@@ -489,6 +489,49 @@ for (const [label, objs] of [
 }
 
 check(
+  'capture: CAPTURE_* from capture.*, the headers Secret mounted as CAPTURE_HEADERS_FILE',
+  () => {
+    const cm = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT);
+    const want = {
+      CAPTURE_SAMPLE_RATE: '0.1',
+      CAPTURE_URL: 'http://capture-receiver.monitoring/events',
+      CAPTURE_REDIS_STREAM: 'capture',
+      CAPTURE_REDACT: '/request/user,/metadata/email',
+      CAPTURE_HEADERS_FILE: '/etc/api-gateway/capture/headers',
+    };
+    for (const [name, value] of Object.entries(want))
+      assert(cm.data[name] === value, `${name}=${cm.data[name]}`);
+    const spec = one(
+      a,
+      'Deployment',
+      (x) => x.metadata.labels['app.kubernetes.io/component'] === 'gateway',
+    ).spec.template.spec;
+    const volume = spec.volumes.find((v) => v.name === 'capture-headers');
+    assert(volume?.secret?.secretName === 'capture-sink', 'capture volume');
+    const mount = spec.containers[0].volumeMounts.find(
+      (m) => m.name === 'capture-headers',
+    );
+    assert(mount?.mountPath === '/etc/api-gateway/capture', 'capture mount');
+    const headers = helm([
+      'template',
+      'gw',
+      chart,
+      '--set-json',
+      'capture.headers={"authorization":"Bearer a%b,c"}',
+    ]);
+    assert(headers.ok, headers.err);
+    const secret = parseAllDocuments(headers.out)
+      .map((doc) => doc.toJS())
+      .find((o) => o?.kind === 'Secret');
+    const value = Buffer.from(secret.data.CAPTURE_HEADERS, 'base64').toString();
+    assert(
+      value === 'authorization=Bearer a%25b%2Cc',
+      `CAPTURE_HEADERS ${value}`,
+    );
+  },
+);
+
+check(
   'demo backend: gateway BACKEND_URL points at the demo Service, which runs node demo/server.mjs',
   () => {
     const cm = one(a, 'ConfigMap', (c) => c.data?.GATEWAY_PORT);
@@ -931,6 +974,19 @@ const rejected = [
   [['--set', 'tenants.tenants.a.apiKeys={plain-key}'], 'apiKeys'],
   [['--set', 'tenants.tenants.default.rps=1'], 'default'],
   [['--set', 'batching.item=request/text'], 'item'],
+  [['--set', 'capture.sampleRate=2'], 'sampleRate'],
+  [['--set', 'capture.url=ftp://sink'], 'capture/url'],
+  [['--set', 'capture.redact={request/user}'], 'redact'],
+  [['--set', 'capture.headers.ce-type=x'], 'ce-type'],
+  [
+    [
+      '--set',
+      'capture.headers.authorization=t',
+      '--set',
+      'capture.existingSecret=s',
+    ],
+    'at most one',
+  ],
   [
     [
       '--set-json',

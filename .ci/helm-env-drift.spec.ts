@@ -22,6 +22,7 @@ const SECRET_KEYS = [
   'METRICS_API_KEY',
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_PASSWORD',
+  'CAPTURE_HEADERS',
 ];
 /** In the ConfigMap, set from a chart value outside `env`. */
 const FROM_VALUES: Record<string, string> = {
@@ -58,6 +59,21 @@ const FROM_BATCHING: Record<string, string> = {
   BATCH_ITEM: 'item',
   BATCH_ITEMS: 'items',
   BATCH_RESULTS: 'results',
+};
+
+/** Rendered from `capture.*` (CAPTURE_HEADERS_FILE: from capture.existingSecret, a mounted path). */
+const FROM_CAPTURE: Record<string, string> = {
+  CAPTURE_SAMPLE_RATE: 'sampleRate',
+  CAPTURE_SAMPLE_KEY: 'sampleKey',
+  CAPTURE_URL: 'url',
+  CAPTURE_REDIS_STREAM: 'redisStream',
+  CAPTURE_REDIS_MAXLEN: 'redisMaxLen',
+  CAPTURE_REDACT: 'redact',
+  CAPTURE_MAX_BODY_BYTES: 'maxBodyBytes',
+  CAPTURE_BUFFER_BYTES: 'bufferBytes',
+  CAPTURE_TIMEOUT_MS: 'timeoutMs',
+  CAPTURE_RETRIES: 'retries',
+  CAPTURE_HEADERS_FILE: 'existingSecret',
 };
 
 type K8sObject = {
@@ -137,6 +153,7 @@ describe('chart env vs the variables the code reads', () => {
       tracing: Record<string, string>;
       batching: Record<string, string | number>;
       auth: { jwt: Record<string, string | number | string[]> };
+      capture: Record<string, string | number | string[]>;
     };
     const schema = JSON.parse(
       readFileSync(join(chart, 'values.schema.json'), 'utf8'),
@@ -150,7 +167,8 @@ describe('chart env vs the variables the code reads', () => {
         !(n in FROM_VALUES) &&
         !(n in FROM_TRACING) &&
         !(n in FROM_BATCHING) &&
-        !(n in FROM_JWT),
+        !(n in FROM_JWT) &&
+        !(n in FROM_CAPTURE),
     );
     expect(Object.keys(values.env).sort()).toEqual(expectedNames);
     expect(Object.keys(schema.properties.env.properties).sort()).toEqual(
@@ -165,13 +183,19 @@ describe('chart env vs the variables the code reads', () => {
         name,
         ENV_DEFAULTS[name],
       ]);
-    for (const [name, key] of Object.entries(FROM_JWT)) {
-      const value = values.auth.jwt[key];
+    const fromLists = [
+      ...Object.entries(FROM_JWT).map(
+        ([n, k]) => [n, values.auth.jwt[k]] as const,
+      ),
+      ...Object.entries(FROM_CAPTURE).map(
+        ([n, k]) => [n, values.capture[k]] as const,
+      ),
+    ];
+    for (const [name, value] of fromLists)
       expect([
         name,
         Array.isArray(value) ? value.join(',') : String(value),
       ]).toEqual([name, ENV_DEFAULTS[name]]);
-    }
   });
 
   it('every toggle on still renders only variables the code reads', () => {

@@ -12,7 +12,7 @@
 // The test backend (this script with --serve-backend, a child process) answers /batch_predict with JSON of 1/4
 // of the request's size, /predict with 8 KB of JSON, /healthz with 200.
 // Usage: npm run bench:memory [-- --duration 30 --runtimes node24,node20 --scenarios cache-on,cache-off,small-only,mirror-hang
-//   --settle 15 --mirror-requests 160 --node-options="--max-old-space-size=128" --out bench/results/memory.json
+//   --settle 15 --mirror-requests 160 --node-options="--max-old-space-size=96 --max-semi-space-size=8" --out bench/results/memory.json
 //   --logs dir (keep each gateway's stdout+stderr there) --sequential (no overlap of one run's settle with the next)]
 // Env: BENCH_GATEWAY_DIST=dir (measure another build, copied like bench/run.mjs does), BENCH_NODE20=/path/to/node
 // (default: this node when it is v20), BENCH_GATEWAY_ENV="K=V,K=V" (added to every gateway's env, last).

@@ -7,6 +7,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { backendConfig } from './config/backend.config.js';
 import { batchingConfig } from './config/batching.config.js';
 import { cacheConfig } from './config/cache.config.js';
+import { captureConfig } from './config/capture.config.js';
 import { jwtConfig } from './config/jwt.config.js';
 import { loggingConfig } from './config/logging.config.js';
 import { modelsConfig } from './config/models.config.js';
@@ -38,6 +39,7 @@ import { TracingModule } from './tracing/tracing.module.js';
         tracingConfig,
         modelsConfig,
         batchingConfig,
+        captureConfig,
       ],
     }),
     LoggingModule,

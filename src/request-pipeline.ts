@@ -81,7 +81,8 @@ export function installRequestPipeline(
 
   // 4. onRequest: one 'close' listener per request feeds everything that
   // reports a finished exchange (never Fastify's onResponse: it does not
-  // fire for a client that left).
+  // fire for a client that left): metrics, access log, trace, version
+  // metrics, inference capture.
   const closed = (request: FastifyRequest, reply: FastifyReply): void => {
     const state = requestState(request);
     bodies.release(state);
@@ -91,6 +92,8 @@ export function installRequestPipeline(
     if (state.trace?.recording)
       state.trace.end(status, requestBodySize(request));
     state.versionMetrics?.record(status, reply.elapsedTime / 1000);
+    // Inference capture (a sampled request only): its events go out from here on.
+    state.capture?.closed(status, reply.elapsedTime);
   };
   const onResponseClosed: onRequestHookHandler = (request, reply, done) => {
     // `on`, not `once`: a response closes once, and once's wrapper is garbage.

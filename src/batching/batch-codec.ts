@@ -1,6 +1,6 @@
 import type { ForwardRequest } from '../proxy/forwarding.js';
 import type { BatchItem } from './batch-item.js';
-import { documentWith, type Pointer, valueAt } from './json-pointer.js';
+import { documentWith, type Pointer, valueAt } from '../common/json-pointer.js';
 
 /** A batch endpoint with its pointers parsed. */
 export interface BatchRoute {

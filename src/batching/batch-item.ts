@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { bodyLength, type RequestBody } from '../common/request-body.js';
-import type { Pointer } from './json-pointer.js';
+import type { Pointer } from '../common/json-pointer.js';
 
 /** Largest body looked at for an item: a /predict body holds one text. */
 const MAX_ITEM_BODY_BYTES = 64 * 1024;

@@ -15,7 +15,7 @@ import { type BatchItem, batchItem } from './batch-item.js';
 import { BatchMetrics } from './batch-metrics.js';
 import type { BatchClient } from './batch-entry.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
-import { parsePointer, type Pointer } from './json-pointer.js';
+import { parsePointer, type Pointer } from '../common/json-pointer.js';
 
 /** What the gateway's own API key check takes from a request: never sent on. */
 const GATEWAY_CREDENTIALS = new Set(['authorization', 'x-api-key']);

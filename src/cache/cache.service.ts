@@ -94,14 +94,15 @@ export class CacheService {
    * Answers from the cache, or calls `forward` (with a fill to hand the
    * backend's answer to) and shares its outcome with identical requests that
    * arrived meanwhile. Errors of the leading call are each waiter's error.
-   * A hit of the memory store is answered without awaiting anything.
+   * A hit of the memory store is answered without awaiting anything; the
+   * outcome of a hit is the stored answer (`state.cache` is 'hit').
    */
   through<R>(
     request: FastifyRequest,
     reply: FastifyReply,
     state: RequestState,
     forward: Forward<R>,
-  ): Promise<R | undefined> | undefined {
+  ): Promise<R | CachedAnswer | undefined> | undefined {
     const endpoint = request.routeOptions.url ?? UNMATCHED_ROUTE;
     const directive = requestDirective(request.headers);
     const key =
@@ -154,7 +155,7 @@ export class CacheService {
     state: RequestState,
     endpoint: string,
     forward: Forward<R>,
-  ): Promise<R | undefined> | undefined {
+  ): Promise<R | CachedAnswer | undefined> | undefined {
     if (
       found &&
       !(directive?.kind === 'max-age' && ageSeconds(found) > directive.seconds)
@@ -162,7 +163,7 @@ export class CacheService {
       this.note(state, endpoint, 'hit');
       state.bytes = found.body.length;
       writeHit(request, reply, found);
-      return undefined;
+      return Promise.resolve(found);
     }
     const late = this.flights.get(key);
     if (late)
@@ -179,7 +180,7 @@ export class CacheService {
     state: RequestState,
     endpoint: string,
     forward: Forward<R>,
-  ): Promise<R | undefined> {
+  ): Promise<R | CachedAnswer | undefined> {
     this.redis.failed('cache_get', err);
     const late = this.flights.get(key);
     if (late)
@@ -221,14 +222,14 @@ export class CacheService {
     state: RequestState,
     endpoint: string,
     forward: Forward<R>,
-  ): Promise<R | undefined> {
+  ): Promise<R | CachedAnswer | undefined> {
     flight.waiters++;
     const outcome = await flight.done;
     if (outcome && 'answer' in outcome) {
       this.note(state, endpoint, 'hit');
       state.bytes = outcome.answer.body.length;
       writeHit(request, reply, outcome.answer);
-      return undefined;
+      return outcome.answer;
     }
     this.count(state, reply, endpoint, 'miss');
     if (outcome && 'error' in outcome) throw outcome.error;

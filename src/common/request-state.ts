@@ -62,6 +62,20 @@ export interface ExchangeRecorder {
 
 export type CacheResult = 'hit' | 'miss' | 'bypass' | 'error';
 
+/** How a shadow copy's answer compared with the client's (`uncompared`: no answer to compare). */
+export type ShadowResult = 'match' | 'mismatch' | 'error' | 'uncompared';
+
+/** A shadow copy sent for the request (a model's mirror): its version, and its comparison once known. */
+export interface ShadowCopy {
+  readonly version: string;
+  readonly result: Promise<ShadowResult>;
+}
+
+/** Takes a sampled exchange once its response has closed (inference capture). */
+export interface ExchangeCapture {
+  closed(status: number, elapsedMs: number): void;
+}
+
 /**
  * What the gateway learns about one request (Envoy's StreamInfo): made with
  * the request id before any hook runs, written by the stages of the request
@@ -97,6 +111,10 @@ export class RequestState {
   /** The batch call it rode in (micro-batching), and how many items it had. */
   batchId: string | undefined = undefined;
   batchSize: number | undefined = undefined;
+  /** The shadow copy sent beside it, when its model's mirror sampled it. */
+  shadow: ShadowCopy | undefined = undefined;
+  /** Inference capture, set only on a sampled request: told when the response closes. */
+  capture: ExchangeCapture | undefined = undefined;
   /**
    * Status to count when the gateway cut the exchange itself: the
    * client-error handler answered on the socket (4xx), or a streamed answer

@@ -1,6 +1,7 @@
 import { BACKEND_ENV_DEFAULTS } from './backend.config.js';
 import { BATCHING_ENV_DEFAULTS } from './batching.config.js';
 import { CACHE_ENV_DEFAULTS } from './cache.config.js';
+import { CAPTURE_ENV_DEFAULTS } from './capture.config.js';
 import { JWT_ENV_DEFAULTS } from './jwt.config.js';
 import { LOGGING_ENV_DEFAULTS } from './logging.config.js';
 import { REDIS_ENV_DEFAULTS } from './redis.config.js';
@@ -21,4 +22,5 @@ export const ENV_DEFAULTS: Record<string, string> = {
   ...TRACING_ENV_DEFAULTS,
   ...MODELS_ENV_DEFAULTS,
   ...BATCHING_ENV_DEFAULTS,
+  ...CAPTURE_ENV_DEFAULTS,
 };

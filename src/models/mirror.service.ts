@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { bodyLength } from '../common/request-body.js';
+import type { ShadowCopy, ShadowResult } from '../common/request-state.js';
 import { modelsConfig } from '../config/models.config.js';
 import { securityConfig } from '../config/security.config.js';
 import type { BackendAnswer } from '../proxy/backend-call.js';
@@ -44,49 +45,52 @@ export class MirrorService {
   /**
    * Sends the copy when this request is sampled; `primary` settles with the
    * answer the client got (undefined when it got none from a backend).
+   * Returns the copy, whose result settles with the comparison, when one
+   * was sent.
    */
   send(
     mirror: MirrorRoute,
     request: ForwardRequest,
     primary: Promise<BackendAnswer | undefined>,
-  ): void {
-    if (Math.random() * 100 >= mirror.percent) return;
+  ): ShadowCopy | undefined {
+    if (Math.random() * 100 >= mirror.percent) return undefined;
     const bytes = bodyLength(request.body);
     if (
       this.inflight >= this.models.mirrorMaxInflight ||
       this.heldBytes + bytes > this.models.mirrorMaxBytes
     ) {
       mirror.series.mirrorSkipped.inc();
-      return;
+      return undefined;
     }
     this.inflight++;
     this.heldBytes += bytes;
-    void this.proxy
+    const result = this.proxy
       .callOnce(mirror.pool, this.shadowRequest(request, mirror))
-      .then(async (shadow) => {
+      .then(async (shadow): Promise<ShadowResult> => {
         if (!shadow) {
           mirror.series.mirrorError.inc();
-          return;
+          return 'error';
         }
         mirror.series.mirrorOk.inc();
         const answer = await primary.catch(() => undefined);
+        if (!answer || !Buffer.isBuffer(answer.body) || !shadow.body)
+          return 'uncompared';
         if (
-          answer &&
-          Buffer.isBuffer(answer.body) &&
-          shadow.body &&
-          !sameAnswer(
+          sameAnswer(
             { status: answer.status, body: answer.body },
             { status: shadow.status, body: shadow.body },
             mirror.compare,
           )
-        ) {
-          mirror.series.mismatch.inc();
-        }
+        )
+          return 'match';
+        mirror.series.mismatch.inc();
+        return 'mismatch';
       })
       .finally(() => {
         this.inflight--;
         this.heldBytes -= bytes;
       });
+    return { version: mirror.name, result };
   }
 
   /** Bytes of request bodies the copies in flight hold. */

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
 import { BatchingModule } from '../batching/batching.module.js';
 import { CacheModule } from '../cache/cache.module.js';
+import { CaptureModule } from '../capture/capture.module.js';
 import { ModelsModule } from '../models/models.module.js';
 import { ProxyModule } from '../proxy/proxy.module.js';
 import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
@@ -13,6 +14,7 @@ import { PredictPipeline } from './predict.pipeline.js';
   imports: [
     AuthModule,
     RateLimitModule,
+    CaptureModule,
     CacheModule,
     ModelsModule,
     BatchingModule,

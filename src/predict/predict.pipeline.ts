@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Authenticator } from '../auth/authenticator.service.js';
 import { BatchingService } from '../batching/batching.service.js';
 import { CacheService } from '../cache/cache.service.js';
+import { CaptureService } from '../capture/capture.service.js';
 import { requestState } from '../common/request-state.js';
 import { MirrorService } from '../models/mirror.service.js';
 import { MODEL_HEADER } from '../models/model-headers.js';
@@ -26,11 +27,12 @@ import {
  *
  *   1. credentials  Authenticator.authenticate    (API_KEYS(_FILE), JWT_*, TENANTS_FILE): client, tenant, priority
  *   2. rate limit   RateLimiterService.check      (RATE_LIMIT_RPS, TENANTS_FILE quotas in items)
- *   3. cache        CacheService.through          (CACHE_TTL_SECONDS): a hit ends here
- *   4. route        ModelRouter.choose            (ROUTES_FILE), else the BACKEND_URL(S) pool
- *   5. mirror       MirrorService.send            (a mirror in the routes file)
- *   6. batch        BatchingService.handle        (BATCH_MAX_SIZE): /predict items share a call
- *   7. forward      ProxyService.forward          admission, retries, deadline, relay
+ *   3. capture      CaptureService.sample         (CAPTURE_SAMPLE_RATE): sees the answer, sends after close
+ *   4. cache        CacheService.through          (CACHE_TTL_SECONDS): a hit ends here
+ *   5. route        ModelRouter.choose            (ROUTES_FILE), else the BACKEND_URL(S) pool
+ *   6. mirror       MirrorService.send            (a mirror in the routes file)
+ *   7. batch        BatchingService.handle        (BATCH_MAX_SIZE): /predict items share a call
+ *   8. forward      ProxyService.forward          admission, retries, deadline, relay
  */
 @Injectable()
 export class PredictPipeline {
@@ -39,6 +41,7 @@ export class PredictPipeline {
   constructor(
     auth: Authenticator,
     limiter: RateLimiterService,
+    captures: CaptureService,
     cache: CacheService,
     router: ModelRouter,
     mirror: MirrorService,
@@ -58,6 +61,21 @@ export class PredictPipeline {
     const rateLimit: Stage = async (p, next) => {
       await limiter.check(p.request, p.reply, p.state, p.endpoint);
       return next(p);
+    };
+    // Sampled up front; a sampled exchange is told the answer the client got
+    // (a cache hit's too) and is built and sent once the response closes.
+    const capture: Stage = (p, next) => {
+      const exchange = captures.sample(p.request, p.state, p.endpoint);
+      if (!exchange) return next(p);
+      let outcome: Outcome;
+      try {
+        outcome = next(p);
+      } catch (err) {
+        exchange.answered(undefined);
+        throw err;
+      }
+      exchange.answered(outcome);
+      return outcome;
     };
     const lookUp: Stage = (p, next) =>
       cache.through(p.request, p.reply, p.state, (fill) => {
@@ -91,7 +109,11 @@ export class PredictPipeline {
       const request = outgoing(p);
       const answer = next(p);
       if (p.mirror)
-        mirror.send(p.mirror, request, answer ?? Promise.resolve(undefined));
+        p.state.shadow = mirror.send(
+          p.mirror,
+          request,
+          answer ?? Promise.resolve(undefined),
+        );
       return answer;
     };
     const batch: Stage = (p, next) =>
@@ -108,6 +130,7 @@ export class PredictPipeline {
     const stages: Stage[] = [];
     if (auth.enabled) stages.push(authenticate);
     if (limiter.enabled) stages.push(rateLimit);
+    if (captures.enabled) stages.push(capture);
     if (cache.enabled) stages.push(lookUp);
     stages.push(router.enabled ? route : implicitPool);
     if (router.enabled) stages.push(shadow);

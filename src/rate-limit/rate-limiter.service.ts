@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { parsePointer, type Pointer } from '../batching/json-pointer.js';
+import { parsePointer, type Pointer } from '../common/json-pointer.js';
 import type { RequestState } from '../common/request-state.js';
 import { batchingConfig } from '../config/batching.config.js';
 import { securityConfig } from '../config/security.config.js';

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { valueAt, type Pointer } from '../batching/json-pointer.js';
+import { valueAt, type Pointer } from '../common/json-pointer.js';
 import type { RequestBody } from '../common/request-body.js';
 
 /**

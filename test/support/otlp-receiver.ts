@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { whenEmitted } from './wait.js';
 
 type AttributeValue = string | number | boolean;
 
@@ -103,22 +104,13 @@ export class OtlpReceiver {
 
   /** Resolves once `check` holds on what arrived (checked at each export), or fails after `timeoutMs`. */
   waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
-    if (check()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onExport = () => {
-        if (!check()) return;
-        clearTimeout(timer);
-        this.arrivals.off('export', onExport);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.arrivals.off('export', onExport);
-        reject(
-          new Error(`OTLP receiver: condition not met in ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
-      this.arrivals.on('export', onExport);
-    });
+    return whenEmitted(
+      this.arrivals,
+      'export',
+      check,
+      timeoutMs,
+      () => `OTLP receiver: condition not met in ${timeoutMs} ms`,
+    );
   }
 
   /** The spans of one trace, once `count` of them arrived. */

@@ -129,10 +129,15 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly security?: RedisSecurity,
+    private readonly extra: string[] = [],
   ) {}
 
-  static async start(security?: RedisSecurity): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), security);
+  /** `extra`: more redis-server arguments (e.g. `--stream-node-max-entries 10`). */
+  static async start(
+    security?: RedisSecurity,
+    extra: string[] = [],
+  ): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), security, extra);
     await server.restart();
     return server;
   }
@@ -143,7 +148,12 @@ export class RedisServer {
 
   /** (Re)starts the server on the same port; resolves once it accepts connections. */
   async restart(): Promise<void> {
-    this.child = await spawnRedis(this.port, [], undefined, this.security);
+    this.child = await spawnRedis(
+      this.port,
+      this.extra,
+      undefined,
+      this.security,
+    );
   }
 
   /** The keys that start with `prefix`, read over an admin connection. */

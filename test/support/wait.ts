@@ -1,3 +1,5 @@
+import type { EventEmitter } from 'node:events';
+
 /**
  * Polls `check` (sync or async) until it holds: every `everyMs`, or on every
  * turn of the event loop with `everyMs` 0. Resolves with the milliseconds it
@@ -36,6 +38,33 @@ export async function within<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Resolves once `check` holds, checked now and at each `event` of
+ * `emitter`; rejects with `failure()` after `timeoutMs`.
+ */
+export function whenEmitted(
+  emitter: EventEmitter,
+  event: string,
+  check: () => boolean,
+  timeoutMs: number,
+  failure: () => string,
+): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onEvent = () => {
+      if (!check()) return;
+      clearTimeout(timer);
+      emitter.off(event, onEvent);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      emitter.off(event, onEvent);
+      reject(new Error(failure()));
+    }, timeoutMs);
+    emitter.on(event, onEvent);
+  });
 }
 
 /** A plain wait, for what has no event to await (time passing is the point). */

@@ -82,7 +82,7 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
-{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_TLS and REDIS_USERNAME from redis, JWT_* from auth.jwt, ROUTES_FILE and TENANTS_FILE when routes / tenants are given. */}}
+{{/* The env rendered into the ConfigMap: .Values.env, the tracing block as OTEL_* variables, batching as BATCH_*, capture as CAPTURE_* (but CAPTURE_HEADERS, a Secret's), BACKEND_URL or BACKEND_URLS (never both), REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_TLS and REDIS_USERNAME from redis, JWT_* from auth.jwt, ROUTES_FILE and TENANTS_FILE when routes / tenants are given. */}}
 {{- define "api-gateway.env" -}}
 {{- $env := dict }}
 {{- range $k, $v := .Values.env }}
@@ -98,6 +98,27 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- $_ := set $env "BATCH_ITEM" $batching.item }}
 {{- $_ := set $env "BATCH_ITEMS" $batching.items }}
 {{- $_ := set $env "BATCH_RESULTS" $batching.results }}
+{{- $capture := .Values.capture }}
+{{- if and $capture.headers $capture.existingSecret }}
+{{- fail "capture.headers and capture.existingSecret: set at most one of them (the sink's headers come from one place)" }}
+{{- end }}
+{{- if and $capture.headers .Values.auth.existingSecret }}
+{{- fail "capture.headers goes into the chart's Secret, which auth.existingSecret replaces: put the headers in capture.existingSecret" }}
+{{- end }}
+{{- $_ := set $env "CAPTURE_SAMPLE_RATE" (toString $capture.sampleRate) }}
+{{- $_ := set $env "CAPTURE_SAMPLE_KEY" $capture.sampleKey }}
+{{- $_ := set $env "CAPTURE_URL" $capture.url }}
+{{- $_ := set $env "CAPTURE_REDIS_STREAM" $capture.redisStream }}
+{{- $_ := set $env "CAPTURE_REDIS_MAXLEN" (toString (int64 $capture.redisMaxLen)) }}
+{{- $_ := set $env "CAPTURE_REDACT" (join "," $capture.redact) }}
+{{- $_ := set $env "CAPTURE_MAX_BODY_BYTES" (toString (int64 $capture.maxBodyBytes)) }}
+{{- $_ := set $env "CAPTURE_BUFFER_BYTES" (toString (int64 $capture.bufferBytes)) }}
+{{- $_ := set $env "CAPTURE_TIMEOUT_MS" (toString (int64 $capture.timeoutMs)) }}
+{{- $_ := set $env "CAPTURE_RETRIES" (toString (int64 $capture.retries)) }}
+{{- $_ := set $env "CAPTURE_HEADERS_FILE" "" }}
+{{- if $capture.existingSecret }}
+{{- $_ := set $env "CAPTURE_HEADERS_FILE" (printf "%s/%s" (include "api-gateway.captureDir" .) $capture.existingSecretKey) }}
+{{- end }}
 {{- if .Values.demo.enabled }}
 {{- $_ := set $env "BACKEND_URL" (printf "http://%s:80" (include "api-gateway.demo.serviceName" .)) }}
 {{- $_ := set $env "BACKEND_URLS" "" }}
@@ -192,4 +213,18 @@ app.kubernetes.io/part-of: {{ include "api-gateway.name" . }}
 {{- $url := urlParse .Values.auth.jwt.jwksUrl }}
 {{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
 {{- default (ternary "443" "80" (eq $url.scheme "https")) $port }}
+{{- end }}
+
+{{/* Where capture.existingSecret (the capture sink's headers) is mounted. */}}
+{{- define "api-gateway.captureDir" -}}
+/etc/api-gateway/capture
+{{- end }}
+
+{{/* capture.headers as CAPTURE_HEADERS: name=value pairs, commas and percent signs in values percent-encoded. */}}
+{{- define "api-gateway.captureHeaders" -}}
+{{- $pairs := list }}
+{{- range $name, $value := .Values.capture.headers }}
+{{- $pairs = append $pairs (printf "%s=%s" $name (toString $value | replace "%" "%25" | replace "," "%2C")) }}
+{{- end }}
+{{- join "," $pairs }}
 {{- end }}

@@ -31,3 +31,20 @@ export function documentWith(pointer: Pointer, value: unknown): unknown {
     document = { [pointer[i]]: document };
   return document;
 }
+
+/** Removes the member or array item `pointer` names; false when there is none. */
+export function removeAt(document: unknown, pointer: Pointer): boolean {
+  if (pointer.length === 0) return false;
+  const parent = valueAt(document, pointer.slice(0, -1));
+  const token = pointer[pointer.length - 1];
+  if (Array.isArray(parent)) {
+    if (!/^(0|[1-9]\d*)$/.test(token) || Number(token) >= parent.length)
+      return false;
+    parent.splice(Number(token), 1);
+    return true;
+  }
+  if (parent === null || typeof parent !== 'object') return false;
+  if (!Object.hasOwn(parent, token)) return false;
+  delete (parent as Record<string, unknown>)[token];
+  return true;
+}
