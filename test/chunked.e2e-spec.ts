@@ -182,7 +182,7 @@ describe('Chunked answers (e2e)', () => {
     const good = await chunkedBackend(() => ['{"sentiment":', '"NEGATIVE"}']);
     gw = await startGateway({
       BACKEND_URLS: `${busy.url},${good.url}`,
-      LB_STRATEGY: 'round_robin',
+      LB_POLICY: 'round_robin',
       RETRY_ATTEMPTS: '1',
     });
     for (let i = 0; i < 4; i++) {
@@ -202,7 +202,7 @@ describe('Chunked answers (e2e)', () => {
     const good = await chunkedBackend(() => ['{"sentiment":', '"POSITIVE"}']);
     gw = await startGateway({
       BACKEND_URLS: `${broken.url},${good.url}`,
-      LB_STRATEGY: 'round_robin',
+      LB_POLICY: 'round_robin',
       RETRY_ATTEMPTS: '1',
     });
     for (let i = 0; i < 4; i++) {
