@@ -13,10 +13,10 @@
 //     answer with its request id (or, when a backend died mid-stream, a head
 //     with its request id and then a cut connection): lost = 0;
 //   - the gateway process never exited;
-//   - RSS after the run is within 20 % of RSS after warm-up;
+//   - RSS after the run is within 20 % of RSS after warm-up (the gateway runs with the chart's heap settings);
 //   - /metrics counts match the client-side counts.
 // Options: --smoke, --requests N, --concurrency N, --heap-mb N (gateway old-space
-// limit, default 128; 0 = Node's default), --json (summary as JSON on the last line).
+// limit, default 96 as the chart; 0 = Node's default), --semi-mb N (semi-space, default 8 as the chart), --json (summary as JSON on the last line).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest } from 'node:http';
@@ -37,8 +37,10 @@ const CONCURRENCY = option('--concurrency', smoke ? 20 : 40);
 const WARMUP = smoke ? 500 : 1000;
 const MAX_RUN_MS = smoke ? 40_000 : 180_000;
 const CLIENT_ABORT_P = 0.08;
-/** Old-space limit for the gateway, as a ~256 Mi container would set it; 0 = Node's default (RSS then saw-tooths up to ~230 MB under this load before a major GC, heap used flat). */
-const HEAP_MB = option('--heap-mb', 128);
+/** Old-space limit for the gateway, the chart's (`nodeOptions`); 0 = Node's default (RSS then saw-tooths up to ~230 MB under this load before a major GC, heap used flat). */
+const HEAP_MB = option('--heap-mb', 96);
+/** Semi-space size (MB) of V8's young generation, the chart's; 0 = Node's default (16 MB on Node 24). */
+const SEMI_MB = option('--semi-mb', 8);
 const SETTLE_MS = smoke ? 15_000 : 20_000;
 const BAD_INPUT_EVERY_MS = 15;
 const BACKEND_TIMEOUT_MS = 1500;
@@ -194,6 +196,7 @@ async function startGateway(backends) {
   const nodeArgs = [
     ...START_PROD_FLAGS,
     ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
+    ...(SEMI_MB ? [`--max-semi-space-size=${SEMI_MB}`] : []),
   ];
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
     cwd: root,
@@ -681,6 +684,7 @@ async function main() {
     gateway_node_flags: [
       ...START_PROD_FLAGS,
       ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
+      ...(SEMI_MB ? [`--max-semi-space-size=${SEMI_MB}`] : []),
     ],
     duration_s: Math.round((Date.now() - started) / 100) / 10,
     concurrency: CONCURRENCY,
