@@ -197,9 +197,11 @@ stop_gw
 
 # Cold start as in the cluster (spawn to the first 200 on /health/live, the
 # image's compile cache read from the read-only root) and idle RSS: printed, median of 5.
+# The chart's default NODE_OPTIONS (value nodeOptions), as the pod gets them.
+node_options=$(sed -n 's/^nodeOptions: *"\(.*\)"$/\1/p' helm/api-gateway/values.yaml)
 start_gw() {
   env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production GATEWAY_PORT="$PORT" HOST=127.0.0.1 \
-    BACKEND_URL="http://127.0.0.1:$DEMO_PORT" NODE_OPTIONS="--max-old-space-size=96 --max-semi-space-size=8" \
+    BACKEND_URL="http://127.0.0.1:$DEMO_PORT" NODE_OPTIONS="$node_options" \
     "$CHROOT" --userspec=65532:65532 "$ro_dir" /bin/sh -c "cd /app && exec ${argv[*]}" >>"$CACHE/run-ro.log" 2>&1 &
   gw_pid=$!
 }

@@ -167,45 +167,15 @@ async function startGateway(mode, dist, simPort) {
 }
 
 // ------------------------------------------------------------ closed-loop client
+/** One POST of the closed loop on its keep-alive agent: { status, body }, or { status: 0, error }; never rejects. */
 function post(agent, port, body) {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (r) => {
-      if (!done) {
-        done = true;
-        resolve(r);
-      }
-    };
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/predict',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.once('end', () =>
-          finish({
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.once('error', (e) => finish({ status: 0, error: e.message }));
-      },
-    );
-    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-      req.destroy(new Error('client timeout')),
-    );
-    req.once('error', (e) => finish({ status: 0, error: e.message }));
-    req.end(body);
-  });
+  return request(port, {
+    method: 'POST',
+    path: '/predict',
+    body,
+    agent,
+    timeoutMs: REQUEST_TIMEOUT_MS,
+  }).catch((e) => ({ status: 0, error: e.message }));
 }
 
 /** Why an answer is not the one for `text` (null when it is). */

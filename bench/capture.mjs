@@ -15,8 +15,8 @@
 // Prints the figures and the targets (met or not: timing is not asserted); writes JSON (--out, default
 // bench/results/capture.json) and the tables beside it (.md). Exits 1 only when something is broken: a
 // gateway that does not start, or events not accounted for.
-// RSS depends on how lazily V8 collects: BENCH_GATEWAY_NODE_ARGS=--max-old-space-size=128 runs the gateways with the
-// chart's heap cap (helm value nodeOptions), as deployed.
+// RSS depends on how lazily V8 collects: BENCH_GATEWAY_NODE_ARGS="--max-old-space-size=96 --max-semi-space-size=8"
+// runs the gateways with the chart's heap settings (helm value nodeOptions), as deployed.
 // Usage: npm run bench:capture [-- --rounds 3 --seconds 10 --fault-seconds 15 --soak --smoke --no-redis]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';

@@ -16,7 +16,7 @@
 //   - RSS after the run is within 20 % of RSS after warm-up (the gateway runs with the chart's heap settings);
 //   - /metrics counts match the client-side counts.
 // Options: --smoke, --requests N, --concurrency N, --heap-mb N (gateway old-space
-// limit, default 96 as the chart; 0 = Node's default), --semi-mb N (semi-space, default 8 as the chart), --json (summary as JSON on the last line).
+// limit, default the chart's; 0 = Node's default), --semi-mb N (semi-space, default the chart's), --json (summary as JSON on the last line).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest } from 'node:http';
@@ -24,6 +24,7 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { chartNodeOptions } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -37,10 +38,13 @@ const CONCURRENCY = option('--concurrency', smoke ? 20 : 40);
 const WARMUP = smoke ? 500 : 1000;
 const MAX_RUN_MS = smoke ? 40_000 : 180_000;
 const CLIENT_ABORT_P = 0.08;
+/** A numeric `--name=N` flag of the chart's nodeOptions (0 when it has none). */
+const chartFlag = (name) =>
+  Number(new RegExp(`--${name}=(\\d+)`).exec(chartNodeOptions())?.[1] ?? 0);
 /** Old-space limit for the gateway, the chart's (`nodeOptions`); 0 = Node's default (RSS then saw-tooths up to ~230 MB under this load before a major GC, heap used flat). */
-const HEAP_MB = option('--heap-mb', 96);
+const HEAP_MB = option('--heap-mb', chartFlag('max-old-space-size'));
 /** Semi-space size (MB) of V8's young generation, the chart's; 0 = Node's default (16 MB on Node 24). */
-const SEMI_MB = option('--semi-mb', 8);
+const SEMI_MB = option('--semi-mb', chartFlag('max-semi-space-size'));
 const SETTLE_MS = smoke ? 15_000 : 20_000;
 const BAD_INPUT_EVERY_MS = 15;
 const BACKEND_TIMEOUT_MS = 1500;
@@ -51,6 +55,12 @@ const START_PROD_FLAGS = (() => {
   const words = (pkg.scripts?.['start:prod'] ?? '').split(/\s+/);
   return words.filter((word) => word.startsWith('--'));
 })();
+/** The gateway's node flags: start:prod's, then the heap settings. */
+const NODE_ARGS = [
+  ...START_PROD_FLAGS,
+  ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
+  ...(SEMI_MB ? [`--max-semi-space-size=${SEMI_MB}`] : []),
+];
 
 const rand = (min, max) => min + Math.random() * (max - min);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -193,12 +203,7 @@ function freePort() {
 
 async function startGateway(backends) {
   const port = await freePort();
-  const nodeArgs = [
-    ...START_PROD_FLAGS,
-    ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
-    ...(SEMI_MB ? [`--max-semi-space-size=${SEMI_MB}`] : []),
-  ];
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
+  const child = spawn(process.execPath, [...NODE_ARGS, 'dist/main.js'], {
     cwd: root,
     env: {
       PATH: process.env.PATH,
@@ -681,11 +686,7 @@ async function main() {
   const faultsInjected = Object.values(faults).reduce((a, b) => a + b, 0);
   const summary = {
     mode: smoke ? 'smoke' : 'full',
-    gateway_node_flags: [
-      ...START_PROD_FLAGS,
-      ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
-      ...(SEMI_MB ? [`--max-semi-space-size=${SEMI_MB}`] : []),
-    ],
+    gateway_node_flags: NODE_ARGS,
     duration_s: Math.round((Date.now() - started) / 100) / 10,
     concurrency: CONCURRENCY,
     requests_sent: results.length,

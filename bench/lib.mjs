@@ -11,6 +11,15 @@ export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(BENCH_DIR, '..');
 const WRK_LUA = path.join(BENCH_DIR, 'wrk.lua');
 
+/** The Helm chart's default NODE_OPTIONS (value `nodeOptions`): how the gateway runs when deployed. */
+export function chartNodeOptions() {
+  const values = fs.readFileSync(
+    path.join(REPO, 'helm/api-gateway/values.yaml'),
+    'utf8',
+  );
+  return /^nodeOptions:\s*"([^"]*)"/m.exec(values)?.[1] ?? '';
+}
+
 // ---------------------------------------------------------------- children
 // Every child runs in its own process group so that a kill reaches its descendants (nginx workers).
 const children = new Set();
@@ -136,7 +145,14 @@ export function freePort() {
 // ---------------------------------------------------------------- http
 export function request(
   port,
-  { method = 'GET', path: p = '/', body, headers = {}, timeoutMs = 5000 } = {},
+  {
+    method = 'GET',
+    path: p = '/',
+    body,
+    headers = {},
+    timeoutMs = 5000,
+    agent = false,
+  } = {},
 ) {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -145,7 +161,7 @@ export function request(
         port,
         method,
         path: p,
-        agent: false,
+        agent,
         headers: body
           ? { 'content-type': 'application/json', ...headers }
           : headers,

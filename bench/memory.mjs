@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Memory of the gateway under the loads of the outside review, on Node 24 (the image's runtime) and Node 20,
-// both with the Helm chart's NODE_OPTIONS (--max-old-space-size=96 --max-semi-space-size=8). Each scenario x runtime is a fresh gateway
+// both with the Helm chart's NODE_OPTIONS (its value nodeOptions, read from values.yaml). Each scenario x runtime is a fresh gateway
 // (and a fresh test backend): VmRSS of /proc/<pid>/status sampled every 100 ms (peak during the load), VmHWM at
 // the end, RSS `--settle` s after the load stopped. Prints one markdown table, writes JSON (--out).
 //   cache-on     CACHE_TTL_SECONDS=60 (CACHE_MAX_BYTES default 64 MiB): for --duration s, 8 closed-loop clients
@@ -12,7 +12,7 @@
 // The test backend (this script with --serve-backend, a child process) answers /batch_predict with JSON of 1/4
 // of the request's size, /predict with 8 KB of JSON, /healthz with 200.
 // Usage: npm run bench:memory [-- --duration 30 --runtimes node24,node20 --scenarios cache-on,cache-off,small-only,mirror-hang
-//   --settle 15 --mirror-requests 160 --node-options="--max-old-space-size=96 --max-semi-space-size=8" --out bench/results/memory.json
+//   --settle 15 --mirror-requests 160 --node-options="--max-old-space-size=128" --out bench/results/memory.json
 //   --logs dir (keep each gateway's stdout+stderr there) --sequential (no overlap of one run's settle with the next)]
 // Env: BENCH_GATEWAY_DIST=dir (measure another build, copied like bench/run.mjs does), BENCH_NODE20=/path/to/node
 // (default: this node when it is v20), BENCH_GATEWAY_ENV="K=V,K=V" (added to every gateway's env, last).
@@ -27,6 +27,7 @@ import { listenForHarness } from './harness-child.mjs';
 import {
   BENCH_DIR,
   REPO,
+  chartNodeOptions,
   freePort,
   gatewayEnv,
   hwmMB,
@@ -495,7 +496,7 @@ async function main() {
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       settle: { type: 'string', default: '15' },
       'mirror-requests': { type: 'string', default: '160' },
-      'node-options': { type: 'string', default: '--max-old-space-size=96 --max-semi-space-size=8' },
+      'node-options': { type: 'string', default: chartNodeOptions() },
       logs: { type: 'string' },
       sequential: { type: 'boolean', default: false },
       out: {

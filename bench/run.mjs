@@ -31,6 +31,7 @@ import { runTenants } from './tenants.mjs';
 import {
   BENCH_DIR,
   REPO,
+  chartNodeOptions,
   freePort,
   gatewayEnv,
   haveCommand,
@@ -616,12 +617,8 @@ log(
  * Node 24 runs as the image and the chart run it: the chart's default nodeOptions, MALLOC_ARENA_MAX=2 and
  * NODE_COMPILE_CACHE (written by one boot before the cold starts, as the image's build does).
  */
-const chartNodeOptions =
-  /^nodeOptions:\s*"([^"]*)"/m.exec(
-    fs.readFileSync(path.join(REPO, 'helm/api-gateway/values.yaml'), 'utf8'),
-  )?.[1] ?? '';
 const imageEnv = {
-  NODE_OPTIONS: chartNodeOptions,
+  NODE_OPTIONS: chartNodeOptions(),
   MALLOC_ARENA_MAX: '2',
   NODE_COMPILE_CACHE: path.join(tmp, 'node24-compile-cache'),
 };
