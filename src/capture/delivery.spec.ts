@@ -95,31 +95,60 @@ describe('Delivery', () => {
   });
 
   it("waits the sink's linger for company: exchanges offered over several turns go in one send", async () => {
-    const sends: number[] = [];
-    const sink: CaptureSink = {
-      name: 'batched',
-      batchSize: 64,
-      concurrency: 1,
-      lingerMs: 50,
-      send: (events) => {
-        sends.push(events.length);
-        return Promise.resolve(events.map((): SendResult => 'delivered'));
-      },
-      close: () => Promise.resolve(),
-    };
-    const delivery = new Delivery(sink, {
-      maxBytes: 64 * 1024,
-      batchBytes: 16 * 1024,
-      retries: 0,
-      backoffMs: 1,
-      metrics: new CaptureMetrics(() => []),
-    });
+    const { delivery, sends } = batchedDelivery(64, 50, 0);
     for (let i = 0; i < 5; i++) {
       delivery.offer(exchange(`t${i}`));
       await new Promise((resolve) => setImmediate(resolve));
     }
     expect(sends).toEqual([]);
     await delivery.close(5000);
-    expect(sends).toEqual([10]);
+    expect(sends).toEqual([5]);
+  });
+
+  it('after a send, waits the linger again for less than a batch: a steady trickle goes in full sends', async () => {
+    vi.useFakeTimers();
+    try {
+      const { delivery, sends } = batchedDelivery(8, 20, 5);
+      // One exchange every 2 ms; a send takes 5 ms.
+      for (let i = 0; i < 60; i++) {
+        delivery.offer(exchange(`s${i}`));
+        await vi.advanceTimersByTimeAsync(2);
+      }
+      const closed = delivery.close(5000);
+      await vi.runAllTimersAsync();
+      await closed;
+      expect(sends.reduce((a, b) => a + b, 0)).toBe(60);
+      // Full sends, but for what the shutdown found.
+      expect(sends.slice(0, -1)).toEqual(sends.slice(0, -1).map(() => 8));
+      expect(sends.length).toBeLessThanOrEqual(8);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
+
+/** A delivery to a sink taking `batchSize` exchanges a send, each send `sendMs` long; `sends` has their sizes (exchanges). */
+function batchedDelivery(batchSize: number, lingerMs: number, sendMs: number) {
+  const sends: number[] = [];
+  const sink: CaptureSink = {
+    name: 'batched',
+    batchSize,
+    concurrency: 1,
+    lingerMs,
+    send: async (events) => {
+      sends.push(events.length / 2);
+      if (sendMs > 0)
+        await new Promise((resolve) => setTimeout(resolve, sendMs));
+      return events.map((): SendResult => 'delivered');
+    },
+    close: () => Promise.resolve(),
+  };
+  const delivery = new Delivery(sink, {
+    maxBytes: 64 * 1024,
+    batchBytes: 16 * 1024,
+    retries: 0,
+    backoffMs: 1,
+    metrics: new CaptureMetrics(() => []),
+  });
+  return { delivery, sends };
+}

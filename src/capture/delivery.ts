@@ -97,9 +97,15 @@ export class Delivery {
       return this.drop(2, 'buffer_full');
     }
     this.heldEvents += 2;
-    // Workers start on the next turn, or after the sink's linger: exchanges
-    // queued meanwhile go together (one Redis pipeline costs far less per
-    // command than one per exchange).
+    this.schedule();
+  }
+
+  /**
+   * Workers start on the next turn, or after the sink's linger: exchanges
+   * queued meanwhile go together (one write, or one Redis pipeline, for a
+   * batch costs far less per event than one per exchange).
+   */
+  private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     if (this.sink.lingerMs > 0) setTimeout(this.pump, this.sink.lingerMs);
@@ -133,6 +139,15 @@ export class Delivery {
     return this.ring.queued;
   }
 
+  /** Less than a batch is queued, and the sink would rather wait for more (not when closing). */
+  private get lingers(): boolean {
+    return (
+      !this.closing &&
+      this.sink.lingerMs > 0 &&
+      this.pending < this.sink.batchSize
+    );
+  }
+
   private readonly pump = (): void => {
     this.scheduled = false;
     // While sends fail, one worker at a time (see `work`).
@@ -145,11 +160,17 @@ export class Delivery {
 
   private async work(): Promise<void> {
     try {
-      while (this.pending > 0) {
+      for (let first = true; this.pending > 0; first = false) {
         // A sink that is down or hanging gets one send at a time (with its
         // retries and backoff), not one per worker: the others stop until
         // a send gets through (and `pump` starts them again).
         if (this.failures > 0 && this.workers > 1) break;
+        // After a send, less than a batch waits for the linger again:
+        // under a steady trickle, sends stay full instead of one per exchange.
+        if (!first && this.lingers) {
+          this.schedule();
+          break;
+        }
         const records: number[] = [];
         const events = this.take(records);
         try {

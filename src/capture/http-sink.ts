@@ -1,4 +1,5 @@
-import { type Dispatcher, Pool } from 'undici';
+import type { Socket } from 'node:net';
+import { buildConnector, Client, type Dispatcher } from 'undici';
 import {
   bodyOf,
   type CaptureEvent,
@@ -9,8 +10,14 @@ import {
 
 type DispatchController = Dispatcher.DispatchController;
 
-/** POSTs in flight to the sink at most (one per connection). */
-const CONNECTIONS = 8;
+/** Connections to the sink, one send (a batch) in flight on each: more only while a backlog drains. */
+const CONNECTIONS = 4;
+/** Exchanges per send: their POSTs go out pipelined, in one write. */
+const BATCH_EXCHANGES = 16;
+/** How long the first exchange after a quiet spell waits for company. */
+const LINGER_MS = 20;
+/** POSTs in flight on a connection at most: a whole send (two per exchange). */
+const PIPELINE_DEPTH = 2 * BATCH_EXCHANGES;
 const EMPTY = Buffer.alloc(0);
 /** Why our own timer aborted a POST. */
 const TIMED_OUT = 'capture sink timeout';
@@ -18,17 +25,19 @@ const TIMED_OUT = 'capture sink timeout';
 /**
  * CloudEvents 1.0 over HTTP in binary content mode, as KServe's inference
  * logger sends them: one POST per event, the body as it is, the context in
- * `ce-*` headers. Its own undici Pool (never the backends'), keep-alive,
- * each POST bounded by CAPTURE_TIMEOUT_MS as a whole (a timer of ours:
+ * `ce-*` headers. Its own undici Clients (never the backends'). A send's
+ * POSTs (a batch of exchanges, each request event before its response
+ * event) are pipelined on one connection and written in one go: on a 2-CPU
+ * machine a write per event cost more than the rest of the event. A send
+ * ends when no answer has come for CAPTURE_TIMEOUT_MS (a timer of ours:
  * undici's headers and body timers tick only every half second).
  */
 export class HttpSink implements CaptureSink {
   readonly name = 'http';
-  readonly batchSize = 1;
+  readonly batchSize = BATCH_EXCHANGES;
   readonly concurrency = CONNECTIONS;
-  /** One POST per event whatever the batch: nothing gained by waiting. */
-  readonly lingerMs = 0;
-  private readonly pool: Pool;
+  readonly lingerMs = LINGER_MS;
+  private readonly connections: SinkConnection[] = [];
   private readonly path: string;
 
   constructor(
@@ -39,74 +48,157 @@ export class HttpSink implements CaptureSink {
   ) {
     const parsed = new URL(url);
     this.path = parsed.pathname + parsed.search;
-    this.pool = new Pool(parsed.origin, {
-      connections: CONNECTIONS,
-      pipelining: 1,
-      connect: { timeout: timeoutMs },
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
+    const connect = buildConnector({ timeout: timeoutMs });
+    for (let i = 0; i < CONNECTIONS; i++)
+      this.connections.push(
+        new SinkConnection(parsed.origin, connect, timeoutMs),
+      );
   }
 
-  /** The exchange's events one after the other: the request's first. */
+  /** The events in order, on an idle connection; what is unanswered at the timeout times out. */
   async send(events: readonly CaptureEvent[]): Promise<SendResult[]> {
-    const results: SendResult[] = [];
-    for (const event of events) results.push(await this.post(event));
-    return results;
+    const connection =
+      this.connections.find((c) => !c.busy) ?? this.connections[0];
+    connection.busy = true;
+    // Each answer restarts the clock: a receiver that is slow but answers
+    // is given the time, one that falls silent is cut.
+    const timer = setTimeout(() => {
+      for (const post of posts) post.timeOut();
+    }, this.timeoutMs);
+    const answered = () => {
+      timer.refresh();
+      connection.answered();
+    };
+    const posts = events.map(() => new SinkPost(answered));
+    connection.write(() =>
+      events.forEach((event, i) =>
+        this.post(connection.client, event, posts[i]),
+      ),
+    );
+    try {
+      return await Promise.all(posts.map((post) => post.result));
+    } finally {
+      clearTimeout(timer);
+      connection.busy = false;
+    }
   }
 
-  close(): Promise<void> {
-    return this.pool.destroy();
+  async close(): Promise<void> {
+    await Promise.all(this.connections.map((c) => c.client.destroy()));
   }
 
-  private post(event: CaptureEvent): Promise<SendResult> {
+  private post(client: Client, event: CaptureEvent, post: SinkPost): void {
     const body = bodyOf(event);
-    const headers: Record<string, string> = { ...this.extraHeaders() };
+    const headers: string[] = [];
+    const extra = this.extraHeaders();
+    for (const name in extra) headers.push(name, extra[name]);
     const attributes = eventAttributes(event);
     for (let i = 0; i < attributes.length; i += 2)
-      headers[`ce-${attributes[i]}`] = headerValue(attributes[i + 1]);
+      headers.push(`ce-${attributes[i]}`, headerValue(attributes[i + 1]));
     if (body.contentType !== undefined)
-      headers['content-type'] = body.contentType;
-    return new Promise((resolve) => {
-      const post = new SinkPost(resolve, this.timeoutMs);
-      try {
-        this.pool.dispatch(
-          {
-            path: this.path,
-            method: 'POST',
-            headers,
-            body: body.data ?? EMPTY,
-          },
-          post,
-        );
-      } catch {
-        // A header value undici refuses, say: this event cannot go.
-        post.refused();
-      }
+      headers.push('content-type', body.contentType);
+    try {
+      client.dispatch(
+        {
+          path: this.path,
+          method: 'POST',
+          headers,
+          body: body.data ?? EMPTY,
+          // An event sent twice is the same event (its id and source):
+          // so undici may pipeline these POSTs, and sends again those a
+          // closed connection left unanswered.
+          idempotent: true,
+          blocking: false,
+        },
+        post,
+      );
+    } catch {
+      // A header value undici refuses, say: this event cannot go.
+      post.refused();
+    }
+  }
+}
+
+/**
+ * One connection to the sink (an undici Client holds at most one). Its
+ * POSTs go one at a time until its socket has stayed open after an answer;
+ * from then on they are pipelined, and a send's are corked so that they
+ * leave in one write. (A receiver that closes the connection after each
+ * answer would process the rest of a pipeline unanswered, and have it sent
+ * again.)
+ */
+class SinkConnection {
+  readonly client: Client;
+  /** A send is in flight on it. */
+  busy = false;
+  private socket: Socket | undefined;
+  private trusted = false;
+
+  constructor(
+    origin: string,
+    connect: buildConnector.connector,
+    timeoutMs: number,
+  ) {
+    this.client = new Client(origin, {
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      connect: (options, callback) =>
+        connect(options, (...result) => {
+          this.socket = result[1] ?? undefined;
+          this.trusted = false;
+          this.client.pipelining = 1;
+          callback(...result);
+        }),
     });
   }
+
+  /** Runs `dispatch` (undici writes each POST as it is dispatched): in one write once trusted. */
+  write(dispatch: () => void): void {
+    const socket = this.trusted ? this.socket : undefined;
+    if (!socket || socket.destroyed) return dispatch();
+    socket.cork();
+    dispatch();
+    socket.uncork();
+  }
+
+  /** An answer came: if the socket is still open right after it, what waits goes out pipelined. */
+  readonly answered = (): void => {
+    if (this.trusted) return;
+    const socket = this.socket;
+    // undici has closed a socket that does not keep alive by then.
+    process.nextTick(() => {
+      if (this.trusted || socket !== this.socket || !socket || socket.destroyed)
+        return;
+      this.trusted = true;
+      socket.cork();
+      this.client.pipelining = PIPELINE_DEPTH; // writes what is pending
+      socket.uncork();
+    });
+  };
 }
 
 /** One POST: only its status matters; the answer's body is read and dropped. */
 class SinkPost implements Dispatcher.DispatchHandler {
+  readonly result: Promise<SendResult>;
+  private resolve!: (result: SendResult) => void;
   private status = 0;
   private settled = false;
   private controller: DispatchController | undefined;
-  private readonly timer: NodeJS.Timeout;
 
-  constructor(
-    private readonly resolve: (result: SendResult) => void,
-    timeoutMs: number,
-  ) {
-    this.timer = setTimeout(() => {
-      this.controller?.abort(new Error(TIMED_OUT));
-      // Not started yet (waiting for a connection): it ends here all the same.
-      this.settle('timeout');
-    }, timeoutMs);
+  /** `answered`: told of every answer (the connection's keep-alive check). */
+  constructor(private readonly answered: () => void) {
+    this.result = new Promise((resolve) => (this.resolve = resolve));
   }
 
   refused(): void {
     this.settle('rejected');
+  }
+
+  timeOut(): void {
+    if (this.settled) return;
+    this.controller?.abort(new Error(TIMED_OUT));
+    // Not started yet (waiting for a connection): it ends here all the same.
+    this.settle('timeout');
   }
 
   onRequestStart(controller: DispatchController): void {
@@ -121,6 +213,7 @@ class SinkPost implements Dispatcher.DispatchHandler {
   onResponseData(): void {}
 
   onResponseEnd(): void {
+    this.answered();
     const { status } = this;
     if (status >= 200 && status < 300) this.settle('delivered');
     // A sink that is busy or failing may take it later; any other answer is final.
@@ -141,7 +234,6 @@ class SinkPost implements Dispatcher.DispatchHandler {
   private settle(result: SendResult): void {
     if (this.settled) return;
     this.settled = true;
-    clearTimeout(this.timer);
     this.resolve(result);
   }
 }

@@ -19,13 +19,15 @@ export interface ReceivedEvent {
 /**
  * How the receiver answers: `accept` (204), `status` (that status to every
  * event), `fail-first` (503 to the first `count` events, then 204), `hang`
- * (reads the event, never answers).
+ * (reads the event, never answers), `close` (204, then closes the
+ * connection: a receiver without keep-alive).
  */
 export type ReceiverMode =
   | { kind: 'accept' }
   | { kind: 'status'; status: number }
   | { kind: 'fail-first'; count: number }
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  | { kind: 'close' };
 
 /** A CloudEvents HTTP receiver on 127.0.0.1 (ephemeral port) that records every event. */
 export class CloudEventsReceiver {
@@ -34,6 +36,8 @@ export class CloudEventsReceiver {
   /** Every POST seen, answered or not. */
   readonly seen: ReceivedEvent[] = [];
   mode: ReceiverMode = { kind: 'accept' };
+  /** TCP connections accepted so far. */
+  connections = 0;
   private readonly arrivals = new EventEmitter();
   private readonly hanging = new Set<ServerResponse>();
   private readonly sockets = new Set<Socket>();
@@ -60,12 +64,14 @@ export class CloudEventsReceiver {
           this.hanging.add(res);
         } else {
           if (status < 300) this.accepted.push(event);
+          if (this.mode.kind === 'close') res.setHeader('connection', 'close');
           res.writeHead(status).end();
         }
         this.arrivals.emit('event');
       });
     });
     this.server.on('connection', (socket: Socket) => {
+      this.connections++;
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
