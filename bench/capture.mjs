@@ -8,16 +8,16 @@
 //    capture off (target <= 1.05); after the rounds, the share of sampled events delivered (target >= 99.9 %),
 //    checked against what the receiver (or the stream) got.
 // 2. faults: capture at rate 1 to a sink that is down (a closed port) and one that hangs (reads, never
-//    answers), each for --fault-seconds (default 15; --soak: 60), beside a capture-off gateway loaded the same
-//    way. Per mode: client errors (target 0), p99 and its ratio to capture off (target <= 1.1), RSS growth from
+//    answers), each for --fault-seconds (default 15; --soak: 60) in --fault-rounds interleaved slices (4),
+//    beside a capture-off gateway loaded the same way. Per mode: client errors (target 0), p99 and its ratio to capture off (target <= 1.1), RSS growth from
 //    idle to the run's highest (target: at most CAPTURE_BUFFER_BYTES + 10 MB over capture off's), and every
 //    event accounted for: 2 x sampled = delivered + dropped + buffered (gateway_capture_* metrics).
 // Prints the figures and the targets (met or not: timing is not asserted); writes JSON (--out, default
 // bench/results/capture.json) and the tables beside it (.md). Exits 1 only when something is broken: a
 // gateway that does not start, or events not accounted for.
-// RSS depends on how lazily V8 collects: BENCH_GATEWAY_NODE_ARGS="--max-old-space-size=96 --max-semi-space-size=8"
-// runs the gateways with the chart's heap settings (helm value nodeOptions), as deployed.
-// Usage: npm run bench:capture [-- --rounds 3 --seconds 10 --fault-seconds 15 --soak --smoke --no-redis]
+// RSS depends on how lazily V8 collects: the gateways run with the chart's heap settings (helm value
+// nodeOptions), as deployed, unless BENCH_GATEWAY_NODE_ARGS says otherwise ("" for Node's defaults).
+// Usage: npm run bench:capture [-- --rounds 3 --seconds 10 --fault-seconds 15 --fault-rounds 4 --soak --smoke --no-redis]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import {
   BENCH_DIR,
   REPO,
+  chartNodeOptions,
   cpuSeconds,
   freePort,
   gatewayEnv,
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     warmup: { type: 'string' },
     'fault-seconds': { type: 'string' },
+    'fault-rounds': { type: 'string' },
     soak: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     'no-redis': { type: 'boolean', default: false },
@@ -66,6 +68,7 @@ const cfg = {
   faultSeconds: Number(
     args['fault-seconds'] ?? (args.soak ? 60 : args.smoke ? 2 : 15),
   ),
+  faultRounds: Number(args['fault-rounds'] ?? (args.smoke ? 1 : 4)),
   connections: 32,
   rate: 0.1,
 };
@@ -73,6 +76,13 @@ for (const [k, v] of Object.entries(cfg))
   if (!Number.isFinite(v) || v <= 0 || v > 3600)
     throw new Error(`bad --${k}: ${v}`);
 const BUFFER_BYTES = 8 * 1024 * 1024;
+const nodeArgs =
+  process.env.BENCH_GATEWAY_NODE_ARGS === undefined
+    ? [
+        ...productionNodeArgs(),
+        ...chartNodeOptions().split(/\s+/).filter(Boolean),
+      ]
+    : productionNodeArgs();
 const tool = haveCommand('wrk') ? 'wrk' : 'autocannon';
 const useRedis = !args['no-redis'] && haveCommand('redis-server');
 const out =
@@ -104,11 +114,12 @@ async function startGateway(mode, dist, upstreamPort, extra) {
   const logPath = path.join(tmp, `gateway-${mode}.log`);
   const fd = fs.openSync(logPath, 'a');
   const child = track(
-    spawn(
-      process.execPath,
-      [...productionNodeArgs(), path.join(dist, 'main.js')],
-      { cwd: REPO, env, stdio: ['ignore', fd, fd], detached: true },
-    ),
+    spawn(process.execPath, [...nodeArgs, path.join(dist, 'main.js')], {
+      cwd: REPO,
+      env,
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    }),
   );
   fs.closeSync(fd);
   await waitFor200(port, '/health/live', {
@@ -215,9 +226,9 @@ async function main() {
   ]);
   const sinkUrl = (s) => `http://127.0.0.1:${s.port}/events`;
   const redis = useRedis ? await startRedis({ dir: tmp }) : undefined;
-  const nodeArgs = productionNodeArgs().join(' ') || '(none)';
+  const nodeArgsText = nodeArgs.join(' ') || '(none)';
   log(
-    `${tool}, c=${cfg.connections}, node args ${nodeArgs}, ${cfg.rounds} round(s) x ${cfg.seconds} s (warm-up ${cfg.warmup} s), ` +
+    `${tool}, c=${cfg.connections}, node args ${nodeArgsText}, ${cfg.rounds} round(s) x ${cfg.seconds} s (warm-up ${cfg.warmup} s), ` +
       `faults ${cfg.faultSeconds} s each, redis ${redis ? redis.version : 'skipped'}`,
   );
 
@@ -319,47 +330,72 @@ async function main() {
   // the gateways measured last.
   await sleep(1000);
   const idles = new Map(faulty.map((gateway) => [gateway, rssMB(gateway.pid)]));
+  const watches = new Map(
+    faulty.map((gateway) => [
+      gateway,
+      sampleRss(gateway.pid, { everyMs: 100 }),
+    ]),
+  );
+  // The fault time in interleaved slices (order alternating), as the healthy
+  // rounds are: on a machine whose speed drifts, one run after the other
+  // would compare different moments. The faults last throughout: a sink
+  // that is down stays down between slices.
+  const slices = new Map(faulty.map((gateway) => [gateway, []]));
+  for (let round = 0; round < cfg.faultRounds; round++) {
+    const order = round % 2 ? [...faulty].reverse() : faulty;
+    for (const gateway of order) {
+      const r = await measure(gateway, cfg.faultSeconds / cfg.faultRounds);
+      slices.get(gateway).push(r);
+      log(
+        `fault slice ${round + 1} ${gateway.mode}: ${f(r.rps, 0)} req/s, p99 ${f(r.p99, 2)} ms, ${r.errors} client errors`,
+      );
+    }
+  }
+  // Responses close a moment after their client has them: let the last exchanges reach the buffer.
+  await sleep(1000);
   const faults = [];
   for (const gateway of faulty) {
     const idle = idles.get(gateway);
-    const rss = sampleRss(gateway.pid, { everyMs: 100 });
-    const r = await measure(gateway, cfg.faultSeconds);
-    const samples = rss.stop();
+    const samples = watches.get(gateway).stop();
     const peak = Math.max(idle, ...samples.map((s) => s.mb));
-    // Responses close a moment after their client has them: let the last exchanges reach the buffer.
-    await sleep(1000);
+    const rs = slices.get(gateway);
     const a =
       gateway.mode === 'off (faults)'
         ? undefined
         : accounting(await metrics(gateway), 'http');
     faults.push({
       mode: gateway.mode,
-      ...r,
+      rps: median(rs.map((r) => r.rps)),
+      p99: median(rs.map((r) => r.p99)),
+      errors: rs.reduce((sum, r) => sum + r.errors, 0),
+      slices: rs,
       rssIdleMB: idle,
       rssPeakMB: peak,
       rssGrowthMB: peak - idle,
       rssEndMB: samples.at(-1)?.mb ?? NaN,
       accounting: a,
     });
-    // A full buffer is still being retried: stopped, it takes no CPU from the next run.
-    await stop(gateway.child);
     log(
-      `${gateway.mode}: ${f(r.rps, 0)} req/s, p99 ${f(r.p99, 2)} ms, ${r.errors} client errors, RSS ${f(idle)} -> ${f(peak)} MB` +
+      `${gateway.mode}: RSS ${f(idle)} -> ${f(peak)} MB` +
         (a
           ? `, events ${a.events}: delivered ${a.delivered}, dropped ${a.dropped} ${JSON.stringify(a.reasons)}, buffered ${a.buffered}, unaccounted ${a.unaccounted}`
           : ''),
     );
   }
+  await Promise.all(faulty.map((gateway) => stop(gateway.child)));
   const faultOff = faults[0];
   for (const row of faults) {
-    row.p99Ratio = row.p99 / faultOff.p99;
+    // Slice by slice against capture off's slice of the same round.
+    row.p99Ratio = median(
+      row.slices.map((r, i) => r.p99 / faultOff.slices[i].p99),
+    );
     row.rssOverOffMB = row.rssGrowthMB - faultOff.rssGrowthMB;
   }
 
   // ---------------------------------------------------------- report
   const lines = [];
   lines.push(
-    `${new Date().toISOString()}, Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), gateway node args: ${nodeArgs}`,
+    `${new Date().toISOString()}, Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), gateway node args: ${nodeArgsText}`,
     '',
     `### Capture at rate ${cfg.rate}, healthy sinks (c=${cfg.connections}, median of ${cfg.rounds} x ${cfg.seconds} s)`,
     '',
@@ -374,7 +410,7 @@ async function main() {
   }
   lines.push(
     '',
-    `### Capture at rate 1, sink down or hanging (c=${cfg.connections}, ${cfg.faultSeconds} s each)`,
+    `### Capture at rate 1, sink down or hanging (c=${cfg.connections}, ${cfg.faultSeconds} s each in ${cfg.faultRounds} interleaved slices; p99: median of the slices, its ratio slice by slice)`,
     '',
     '| gateway | req/s | client errors | p99 ms | p99 vs off | RSS idle → peak MB | growth over off MB | events: delivered / dropped / buffered / unaccounted |',
     '|---|---:|---:|---:|---:|---:|---:|---|',
@@ -419,7 +455,7 @@ async function main() {
         cpus: os.cpus().length,
         cpuModel: os.cpus()[0]?.model,
         tool,
-        nodeArgs,
+        nodeArgs: nodeArgsText,
         cfg,
         healthy: { runs, rows, delivery },
         faults,
