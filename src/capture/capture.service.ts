@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { FastifyRequest } from 'fastify';
+import { setFlagsFromString } from 'node:v8';
 import type { Counter } from 'prom-client';
 import type { RequestState } from '../common/request-state.js';
 import { WatchedFile } from '../common/watched-file.js';
@@ -59,6 +60,12 @@ export class CaptureService implements OnApplicationShutdown {
   ) {
     this.enabled = config.sampleRate > 0;
     if (!this.enabled) return;
+    // While capture holds requests a little longer (filling its buffer at a
+    // high rate), V8 saw their allocation sites survive and began to
+    // allocate the proxy's per-request objects straight into old space:
+    // old-space collections every second instead of every eight, and p99
+    // up 1.4x for good. Without allocation-site pretenuring they stay young.
+    setFlagsFromString('--no-allocation-site-pretenuring');
     const sinks = this.sinks(redis);
     this.sampler = new CaptureSampler(config.sampleRate, config.sampleKey);
     this.bodies = new BodyCapturer(config.maxBodyBytes, config.redact);
