@@ -152,13 +152,11 @@ class SinkConnection {
     });
   }
 
-  /** Runs `dispatch` (undici writes each POST as it is dispatched): in one write once trusted. */
+  /** Runs `dispatch`: once trusted, the POSTs it queues leave in one write. */
   write(dispatch: () => void): void {
     const socket = this.trusted ? this.socket : undefined;
     if (!socket || socket.destroyed) return dispatch();
-    socket.cork();
-    dispatch();
-    socket.uncork();
+    corked(socket, dispatch);
   }
 
   /** An answer came: if the socket is still open right after it, what waits goes out pipelined. */
@@ -170,11 +168,22 @@ class SinkConnection {
       if (this.trusted || socket !== this.socket || !socket || socket.destroyed)
         return;
       this.trusted = true;
-      socket.cork();
-      this.client.pipelining = PIPELINE_DEPTH; // writes what is pending
-      socket.uncork();
+      // Raising the depth writes what is pending.
+      corked(socket, () => (this.client.pipelining = PIPELINE_DEPTH));
     });
   };
+}
+
+/**
+ * Runs `write` with the socket corked until the turn after: undici writes
+ * to a socket that was idle only then (in a setImmediate, once it has seen
+ * that the socket was not closed meanwhile), so uncorking right away would
+ * send each POST on its own (a write per event: the cost this avoids).
+ */
+function corked(socket: Socket, write: () => void): void {
+  socket.cork();
+  write();
+  setImmediate(() => socket.uncork());
 }
 
 /** One POST: only its status matters; the answer's body is read and dropped. */

@@ -34,14 +34,29 @@ export class SampledExchange implements ExchangeCapture {
   private status = 0;
   private elapsedMs = 0;
   private closedAt = 0;
+  // What it needs of the request, never the request itself: it is held by
+  // the request's state, a WeakMap value keyed by Node's request, and a
+  // value that reaches its key keeps the whole request alive through every
+  // young-generation collection (V8's scavenger holds WeakMap values
+  // strongly): promoted to old space, thousands a second, it cost more CPU
+  // in garbage collection than the capture itself.
+  private readonly id: string;
+  private readonly body: Buffer | Buffer[] | undefined;
+  private readonly contentType: string | undefined;
+  private readonly sentTraceparent: string | string[] | undefined;
 
   constructor(
-    private readonly request: FastifyRequest,
+    request: FastifyRequest,
     private readonly state: RequestState,
     private readonly endpoint: string,
     private readonly bodies: BodyCapturer,
     private readonly sink: ExchangeSink,
-  ) {}
+  ) {
+    this.id = request.id;
+    this.body = request.body as Buffer | Buffer[] | undefined;
+    this.contentType = header(request.headers['content-type']);
+    this.sentTraceparent = request.headers.traceparent;
+  }
 
   /** The stages' outcome (undefined: they settled with no answer, or threw). */
   answered(outcome: CaptureOutcome): void {
@@ -74,10 +89,7 @@ export class SampledExchange implements ExchangeCapture {
 
   /** Synchronous unless a body over the limit is hashed. */
   private build(shadow: ShadowResult | undefined): void {
-    const request = this.bodies.capture(
-      this.request.body as Buffer | Buffer[] | undefined,
-      header(this.request.headers['content-type']),
-    );
+    const request = this.bodies.capture(this.body, this.contentType);
     const response = answerBody(this.answer, this.bodies);
     if (request instanceof Promise || response instanceof Promise)
       void Promise.all([request, response]).then(([req, res]) =>
@@ -93,7 +105,7 @@ export class SampledExchange implements ExchangeCapture {
   ): void {
     const end = this.closedAt;
     this.sink({
-      id: this.request.id,
+      id: this.id,
       source: sourceOf(this.state.model),
       requestTime: new Date(end - this.elapsedMs).toISOString(),
       responseTime: new Date(end).toISOString(),
@@ -116,7 +128,7 @@ export class SampledExchange implements ExchangeCapture {
       attributes.inferenceservicename = state.model;
     }
     if (state.version !== undefined) attributes.version = state.version;
-    const traceparent = traceparentOf(this.request, state);
+    const traceparent = traceparentOf(this.sentTraceparent, state);
     if (traceparent) attributes.traceparent = traceparent;
     if (state.tenant !== undefined) attributes.tenant = state.tenant;
     if (state.cache !== undefined) attributes.cache = X_CACHE[state.cache];
@@ -151,13 +163,12 @@ function answerBody(
 
 /** The request's trace: its server span when traced, else the client's traceparent. */
 function traceparentOf(
-  request: FastifyRequest,
+  sent: string | string[] | undefined,
   state: RequestState,
 ): string | undefined {
   const trace = state.trace;
   if (trace?.traceId && trace.spanId)
     return `00-${trace.traceId}-${trace.spanId}-01`;
-  const sent = request.headers.traceparent;
   return typeof sent === 'string' &&
     /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(sent)
     ? sent

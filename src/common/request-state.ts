@@ -129,6 +129,11 @@ export class RequestState {
 
 // Keyed by Node's request: the client-error handler, which sees no Fastify
 // request, finds a request's state too. Only this file reads or writes it.
+// Nothing a state holds may reach back to its request (Fastify's or Node's,
+// the reply, the socket): V8's young-generation collector keeps WeakMap
+// values alive, so a state that reaches its key keeps the whole request
+// through every scavenge until it is promoted to old space (inference
+// capture did: GC cost more than capture itself).
 const states = new WeakMap<IncomingMessage, RequestState>();
 
 /** Makes the state of a request that has just arrived (Fastify's genReqId). */
