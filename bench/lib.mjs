@@ -486,6 +486,30 @@ export function median(xs) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/**
+ * 90 % bootstrap interval of the median of `xs` ([5th, 95th] percentile of the medians of `draws`
+ * resamples), from a fixed seed: the same figures give the same interval.
+ */
+export function medianInterval(xs, { draws = 4000, seed = 1 } = {}) {
+  const values = xs.filter((x) => Number.isFinite(x));
+  if (values.length === 0) return [NaN, NaN];
+  let state = seed >>> 0;
+  // mulberry32
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const medians = [];
+  for (let i = 0; i < draws; i++)
+    medians.push(
+      median(values.map(() => values[Math.floor(random() * values.length)])),
+    );
+  medians.sort((a, b) => a - b);
+  return [medians[Math.floor(draws * 0.05)], medians[Math.floor(draws * 0.95)]];
+}
+
 /** Least-squares slope of y over x. */
 export function slope(points) {
   const n = points.length;
