@@ -219,7 +219,7 @@ async function measure(gateway, seconds) {
 // ------------------------------------------------------------ output
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const met = (ok) => (ok ? 'met' : 'NOT met');
-/** A row's round-by-round CPU ratio: median (lowest–highest). */
+/** A row's round-by-round CPU ratio: median (lowest–highest; 90 % interval of the median). */
 const roundSpread = (row) =>
   `${f(row.roundRatioMedian, 3)} (${f(Math.min(...row.roundRatios), 2)}–${f(Math.max(...row.roundRatios), 2)}; 90 % interval ${f(row.roundRatioInterval[0], 3)}–${f(row.roundRatioInterval[1], 3)})`;
 /** A ratio's verdict from the 90 % interval of its round-by-round median: met only if all of it is within. */

@@ -65,6 +65,9 @@ export class CaptureService implements OnApplicationShutdown {
     // allocate the proxy's per-request objects straight into old space:
     // old-space collections every second instead of every eight, and p99
     // up 1.4x for good. Without allocation-site pretenuring they stay young.
+    // Still needed since sampled requests no longer outlive their state
+    // (request-state.ts): with the sink down at rate 1, 576 KB promoted per
+    // scavenge without it, 65 KB with it.
     setFlagsFromString('--no-allocation-site-pretenuring');
     const sinks = this.sinks(redis);
     this.sampler = new CaptureSampler(config.sampleRate, config.sampleKey);

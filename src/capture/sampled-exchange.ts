@@ -34,12 +34,10 @@ export class SampledExchange implements ExchangeCapture {
   private status = 0;
   private elapsedMs = 0;
   private closedAt = 0;
-  // What it needs of the request, never the request itself: it is held by
-  // the request's state, a WeakMap value keyed by Node's request, and a
-  // value that reaches its key keeps the whole request alive through every
-  // young-generation collection (V8's scavenger holds WeakMap values
-  // strongly): promoted to old space, thousands a second, it cost more CPU
-  // in garbage collection than the capture itself.
+  // What it needs of the request, never the request itself: the request's
+  // state holds it, and a state must not reach its request (see
+  // request-state.ts: it would keep every sampled request from
+  // young-generation collection).
   private readonly id: string;
   private readonly body: Buffer | Buffer[] | undefined;
   private readonly contentType: string | undefined;
