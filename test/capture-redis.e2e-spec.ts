@@ -3,8 +3,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import request from 'supertest';
 import { CaptureService } from '../src/capture/capture.service.js';
+import {
+  HeldExchange,
+  PackedExchange,
+} from '../src/capture/packed-exchange.js';
+import { RedisSink } from '../src/capture/redis-sink.js';
 import { CloudEventsReceiver } from './support/cloudevents-receiver.js';
 import {
   metricsText,
@@ -124,6 +130,79 @@ describe.skipIf(!hasRedisServer)(
         await gw?.close();
         gw = undefined;
         await receiver.stop();
+      }
+    });
+
+    it("gives each entry the HTTP sink's ce-* attributes, same names, order and values (the stream's script builds them apart), for full and digest bodies", async () => {
+      const receiver = await new CloudEventsReceiver().start();
+      try {
+        await start({
+          CAPTURE_URL: receiver.url,
+          CAPTURE_MAX_BODY_BYTES: '60',
+        });
+        const traceparent = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+        await post(body('x'.repeat(100)), {
+          'x-request-id': 'same-fields',
+          traceparent,
+        });
+        await settled();
+        const stream = (await entries()).map(fieldsOf);
+        const http = await receiver.exchange('same-fields');
+        expect(stream).toHaveLength(2);
+        expect(stream[0]).toMatchObject({ bodycapture: 'digest', traceparent });
+        expect(stream[0].data).toBeUndefined();
+        stream.forEach((fields, i) => {
+          const { data, datacontenttype, ...attributes } = fields;
+          expect(Object.entries(attributes)).toEqual(
+            Object.entries(http[i].ce),
+          );
+          expect(datacontenttype).toBe(http[i].headers['content-type']);
+          expect(data ?? '').toBe(http[i].body.toString());
+        });
+      } finally {
+        await gw?.close();
+        gw = undefined;
+        await receiver.stop();
+      }
+    });
+
+    it('adds only the event of a pair that a retry carries', async () => {
+      const client = new Redis(redis.url);
+      try {
+        const sink = new RedisSink(client, KEY, 100, () => {});
+        const full = (text: string, contentType?: string) => ({
+          capture: 'full' as const,
+          data: Buffer.from(text),
+          contentType,
+          size: text.length,
+          sha256: undefined,
+        });
+        const packed = new PackedExchange({
+          id: 'one-of-two',
+          source: 'api-gateway/models/default',
+          requestTime: '2026-01-01T00:00:00.000Z',
+          responseTime: '2026-01-01T00:00:00.010Z',
+          attributes: { endpoint: '/predict', status: '200' },
+          request: full('{}'),
+          response: full('{"label":"POSITIVE"}', 'application/json'),
+        });
+        const bytes = Buffer.alloc(packed.length);
+        packed.writeTo(bytes, 0);
+        const held = new HeldExchange(bytes);
+        expect(await sink.send([{ held, kind: 'response' }])).toEqual([
+          'delivered',
+        ]);
+        const [only, ...rest] = (await entries()).map(fieldsOf);
+        expect(rest).toEqual([]);
+        expect(only).toMatchObject({
+          id: 'one-of-two',
+          type: 'org.kubeflow.serving.inference.response',
+          time: '2026-01-01T00:00:00.010Z',
+          datacontenttype: 'application/json',
+          data: '{"label":"POSITIVE"}',
+        });
+      } finally {
+        client.disconnect();
       }
     });
 

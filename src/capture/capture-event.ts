@@ -1,9 +1,9 @@
 import type { CapturedBody } from './capture-body.js';
-import type { CapturedExchange } from './packed-exchange.js';
+import type { HeldExchange } from './packed-exchange.js';
 
-/** One of an exchange's two CloudEvents. */
+/** One of an exchange's two CloudEvents (both of a batch's pair share `held`). */
 export interface CaptureEvent {
-  readonly exchange: CapturedExchange;
+  readonly held: HeldExchange;
   readonly kind: 'request' | 'response';
 }
 
@@ -33,7 +33,8 @@ export const EVENT_TYPE = {
 
 /** The CloudEvents context of an event, as name/value pairs (no `ce-` prefix): required attributes first. */
 export function eventAttributes(event: CaptureEvent): string[] {
-  const { exchange, kind } = event;
+  const { kind } = event;
+  const exchange = event.held.exchange;
   const body = bodyOf(event);
   const pairs = [
     'specversion',
@@ -57,7 +58,6 @@ export function eventAttributes(event: CaptureEvent): string[] {
 }
 
 export function bodyOf(event: CaptureEvent): CapturedBody {
-  return event.kind === 'request'
-    ? event.exchange.request
-    : event.exchange.response;
+  const exchange = event.held.exchange;
+  return event.kind === 'request' ? exchange.request : exchange.response;
 }

@@ -60,7 +60,7 @@ class FlakySink implements CaptureSink {
       return events.map(() => 'error');
     }
     for (const event of events)
-      if (event.kind === 'request') this.delivered.push(event.exchange.id);
+      if (event.kind === 'request') this.delivered.push(event.held.exchange.id);
     return events.map(() => 'delivered');
   }
 

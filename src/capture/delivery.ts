@@ -3,7 +3,7 @@ import type { Counter } from 'prom-client';
 import type { CaptureEvent, CaptureSink } from './capture-event.js';
 import type { CaptureMetrics, DropReason } from './capture-metrics.js';
 import { ExchangeRing } from './exchange-ring.js';
-import { type PackedExchange, unpack } from './packed-exchange.js';
+import { HeldExchange, type PackedExchange } from './packed-exchange.js';
 
 export interface DeliveryOptions {
   /** Bytes of exchanges held (queued or being sent) at most: the ring's size. */
@@ -199,11 +199,8 @@ export class Delivery {
       if (!taken) break;
       records.push(taken.record);
       bytes += taken.bytes.length;
-      const exchange = unpack(taken.bytes);
-      events.push(
-        { exchange, kind: 'request' },
-        { exchange, kind: 'response' },
-      );
+      const held = new HeldExchange(Buffer.from(taken.bytes));
+      events.push({ held, kind: 'request' }, { held, kind: 'response' });
     }
     return events;
   }

@@ -1,12 +1,12 @@
 import { BodyCapturer } from './capture-body.js';
 import {
   type CapturedExchange,
+  HeldExchange,
   PackedExchange,
-  unpack,
 } from './packed-exchange.js';
 
 describe('packed exchanges', () => {
-  it('come back as they went in, bodies and all, as copies of their own', () => {
+  it('come back as they went in, bodies and all, held as copies of their own', () => {
     const exchange: CapturedExchange = {
       id: 'req-1',
       source: 'api-gateway/models/sentiment',
@@ -31,8 +31,14 @@ describe('packed exchanges', () => {
     const packed = new PackedExchange(exchange);
     const ring = Buffer.alloc(packed.length + 10, 0xff);
     packed.writeTo(ring, 10);
-    const back = unpack(ring.subarray(10));
+    const back = new HeldExchange(Buffer.from(ring.subarray(10))).exchange;
     expect(back).toEqual(exchange);
+    // Attributes keep their order (the Redis stream's fields follow it).
+    expect(Object.keys(back.attributes)).toEqual([
+      'endpoint',
+      'status',
+      'model',
+    ]);
     // The body is a copy: the ring may reuse its bytes.
     ring.fill(0);
     expect(back.request.data?.toString()).toBe(
@@ -45,6 +51,6 @@ describe('packed exchanges', () => {
     const emptyPacked = new PackedExchange(empty);
     const target = Buffer.alloc(emptyPacked.length);
     emptyPacked.writeTo(target, 0);
-    expect(unpack(target)).toEqual(empty);
+    expect(new HeldExchange(target).exchange).toEqual(empty);
   });
 });

@@ -21,21 +21,16 @@ type BodyMeta = [
   string | null,
   number,
 ];
-type Meta = [
-  string,
-  string,
-  string,
-  string,
-  Record<string, string>,
-  BodyMeta,
-  BodyMeta,
-];
+/** Attributes as name/value pairs: their order survives a Lua table (redis-sink.ts reads this format too). */
+type Meta = [string, string, string, string, string[], BodyMeta, BodyMeta];
 
 /**
- * An exchange as the buffers hold it: its attributes as JSON, then its two
- * bodies, in bytes (written into each sink's ring: off the V8 heap, so
+ * An exchange as the buffers hold it: a little-endian uint32, the length of
+ * its JSON meta (id, source, times, attributes, each body's capture,
+ * content type, size, SHA-256 and data length, -1 for none), the meta, then
+ * the two bodies' bytes. Written into each sink's ring: off the V8 heap, so
  * thousands of them waiting for a sink that is down cost their bytes and
- * nothing for the garbage collector).
+ * nothing for the garbage collector.
  */
 export class PackedExchange {
   readonly length: number;
@@ -43,13 +38,15 @@ export class PackedExchange {
   private readonly metaLength: number;
 
   constructor(private readonly exchange: CapturedExchange) {
-    const { request, response } = exchange;
+    const { request, response, attributes } = exchange;
+    const pairs: string[] = [];
+    for (const name in attributes) pairs.push(name, attributes[name]);
     this.meta = JSON.stringify([
       exchange.id,
       exchange.source,
       exchange.requestTime,
       exchange.responseTime,
-      exchange.attributes,
+      pairs,
       bodyMeta(request),
       bodyMeta(response),
     ] satisfies Meta);
@@ -71,17 +68,28 @@ export class PackedExchange {
 }
 
 /**
- * The exchange back from its bytes, its bodies copies of their own: what a
- * sink holds while it sends (a write still queued on a socket after a
- * timeout) never sees the ring reuse the space.
+ * An exchange taken from a ring: a copy of its bytes (what a sink holds
+ * while it sends, a write still queued on a socket after a timeout, say,
+ * never sees the ring reuse the space), unpacked on first use: the Redis
+ * sink sends the bytes as they are.
  */
-export function unpack(packed: Buffer): CapturedExchange {
+export class HeldExchange {
+  private unpacked: CapturedExchange | undefined;
+
+  constructor(readonly packed: Buffer) {}
+
+  get exchange(): CapturedExchange {
+    return (this.unpacked ??= unpack(this.packed));
+  }
+}
+
+/** The exchange back from its bytes (its bodies are views of them). */
+function unpack(packed: Buffer): CapturedExchange {
   const metaLength = packed.readUInt32LE(0);
   let at = 4 + metaLength;
   const meta = JSON.parse(packed.toString('utf8', 4, at)) as Meta;
   const body = ([capture, contentType, size, sha256, length]: BodyMeta) => {
-    const data =
-      length < 0 ? undefined : Buffer.from(packed.subarray(at, at + length));
+    const data = length < 0 ? undefined : packed.subarray(at, at + length);
     at += Math.max(length, 0);
     return {
       capture,
@@ -96,10 +104,16 @@ export function unpack(packed: Buffer): CapturedExchange {
     source: meta[1],
     requestTime: meta[2],
     responseTime: meta[3],
-    attributes: meta[4],
+    attributes: attributesOf(meta[4]),
     request: body(meta[5]),
     response: body(meta[6]),
   };
+}
+
+function attributesOf(pairs: string[]): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (let i = 0; i < pairs.length; i += 2) attributes[pairs[i]] = pairs[i + 1];
+  return attributes;
 }
 
 function bodyMeta(body: CapturedBody): BodyMeta {

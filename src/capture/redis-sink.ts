@@ -1,9 +1,9 @@
+import type { Result } from 'ioredis';
 import type { RedisClient } from '../redis/redis.service.js';
 import {
-  bodyOf,
   type CaptureEvent,
   type CaptureSink,
-  eventAttributes,
+  EVENT_TYPE,
   type SendResult,
 } from './capture-event.js';
 
@@ -12,13 +12,65 @@ const TRANSIENT_REPLY =
   /^(OOM|BUSY|LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|MOVED|ASK)\b/;
 
 /**
+ * Adds a batch of exchanges to the stream KEYS[1], each as it was packed
+ * (packed-exchange.ts: uint32 LE meta length, JSON meta, bodies), so the
+ * gateway spends nothing per event on building them: ARGV[1] is MAXLEN,
+ * then per exchange which of its events to add (`both`, `request`,
+ * `response`: a retry may carry one) and its bytes. The fields are those of
+ * eventAttributes (capture-event.ts), in its order, then datacontenttype
+ * and data; an e2e test holds the two to each other.
+ */
+const CAPTURE_ADD = `
+local key, maxlen = KEYS[1], ARGV[1]
+local null = cjson.null
+local types = {'${EVENT_TYPE.request}', '${EVENT_TYPE.response}'}
+for i = 2, #ARGV, 2 do
+  local packed = ARGV[i + 1]
+  local meta_length = struct.unpack('<I4', packed)
+  local meta = cjson.decode(string.sub(packed, 5, 4 + meta_length))
+  local at = 5 + meta_length
+  for kind = 1, 2 do
+    local body = meta[5 + kind]
+    local f = {'specversion', '1.0', 'id', meta[1], 'type', types[kind], 'source', meta[2], 'time', meta[2 + kind]}
+    for _, v in ipairs(meta[5]) do f[#f + 1] = v end
+    if body[1] ~= 'full' then
+      f[#f + 1] = 'bodycapture'; f[#f + 1] = body[1]
+      if body[3] ~= null then f[#f + 1] = 'bodysize'; f[#f + 1] = tostring(body[3]) end
+    end
+    if body[4] ~= null then f[#f + 1] = 'bodysha256'; f[#f + 1] = body[4] end
+    if body[2] ~= null then f[#f + 1] = 'datacontenttype'; f[#f + 1] = body[2] end
+    if body[5] >= 0 then
+      f[#f + 1] = 'data'; f[#f + 1] = string.sub(packed, at, at + body[5] - 1)
+      at = at + body[5]
+    end
+    if ARGV[i] == 'both' or ARGV[i] == (kind == 1 and 'request' or 'response') then
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(f))
+    end
+  end
+end
+return (#ARGV - 1) / 2
+`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    gatewayCaptureAdd(
+      key: string,
+      ...args: (string | Buffer)[]
+    ): Result<number, Context>;
+  }
+}
+
+/**
  * A Redis stream over the gateway's shared connection (single, Sentinel or
  * Cluster: one key, so one slot): one entry per event, its CloudEvents
- * attributes as fields (`specversion`, `id`, `type`, `source`, `time`,
- * `datacontenttype`, the extensions) and the body as `data`; the stream
- * trimmed with `XADD … MAXLEN ~` (whole macro nodes, so it may hold a little
- * more). A batch of exchanges is one pipeline, each command bounded by
- * REDIS_TIMEOUT_MS; nothing is queued while the connection is down.
+ * attributes as fields (`specversion`, `id`, `type`, `source`, `time`, the
+ * extensions, `datacontenttype`) and the body as `data`; the stream trimmed
+ * with `XADD … MAXLEN ~` (whole macro nodes, so it may hold a little more).
+ * A batch is one script call (EVALSHA; as for rate limits, the Redis user
+ * needs EVAL/EVALSHA besides XADD), bounded by REDIS_TIMEOUT_MS; nothing is
+ * queued while the connection is down. A batch fails or succeeds whole: a
+ * script cut short by an error keeps the entries it added, so a retry may
+ * add some twice (consumers see the same `id`).
  */
 export class RedisSink implements CaptureSink {
   readonly name = 'redis';
@@ -34,43 +86,36 @@ export class RedisSink implements CaptureSink {
     private readonly failed: (err: unknown) => void,
   ) {
     this.maxLen = String(maxLen);
+    // ioredis sends EVALSHA, and EVAL once after a NOSCRIPT (a restarted Redis).
+    client.defineCommand('gatewayCaptureAdd', {
+      numberOfKeys: 1,
+      lua: CAPTURE_ADD,
+    });
   }
 
   async send(events: readonly CaptureEvent[]): Promise<SendResult[]> {
-    const pipeline = this.client.pipeline();
-    for (const event of events) pipeline.xadd(this.key, ...this.entry(event));
-    let replies: [Error | null, unknown][] | null;
-    try {
-      replies = await pipeline.exec();
-    } catch (err) {
-      this.failed(err);
-      return events.map(() => resultOf(err));
+    const args: (string | Buffer)[] = [this.maxLen];
+    for (let i = 0; i < events.length; i++) {
+      const { held, kind } = events[i];
+      if (events[i + 1]?.held === held) {
+        args.push('both', held.packed);
+        i++;
+      } else args.push(kind, held.packed);
     }
-    let first: Error | undefined;
-    const results = events.map((_, i): SendResult => {
-      const err = replies?.[i]?.[0];
-      if (err === null) return 'delivered';
-      first ??= err ?? new Error('no reply');
-      return err ? resultOf(err) : 'error';
-    });
-    // One count per batch (gateway_redis_errors_total{op="capture"}), not per event.
-    if (first) this.failed(first);
-    return results;
+    try {
+      await this.client.gatewayCaptureAdd(this.key, ...args);
+      return events.map(() => 'delivered');
+    } catch (err) {
+      // One count per batch (gateway_redis_errors_total{op="capture"}), not per event.
+      this.failed(err);
+      const result = resultOf(err);
+      return events.map(() => result);
+    }
   }
 
   /** The shared connection is RedisService's to close. */
   close(): Promise<void> {
     return Promise.resolve();
-  }
-
-  private entry(event: CaptureEvent): (string | Buffer)[] {
-    const body = bodyOf(event);
-    const args: (string | Buffer)[] = ['MAXLEN', '~', this.maxLen, '*'];
-    args.push(...eventAttributes(event));
-    if (body.contentType !== undefined)
-      args.push('datacontenttype', body.contentType);
-    if (body.data !== undefined) args.push('data', body.data);
-    return args;
   }
 }
 
