@@ -1,6 +1,6 @@
 import type { GatewayProcess } from './support/process.js';
 import { freePort } from './support/net.js';
-import { hasRedisServer } from './support/redis.js';
+import { adminCommand, hasRedisServer } from './support/redis.js';
 import {
   RedisClusterGroup,
   RedisSentinelGroup,
@@ -140,6 +140,38 @@ describe.skipIf(!hasRedisServer)(
       await expectOneLimit([a, b], 'cluster');
       const keys = await cluster.keys(`${pair.prefix}rl:`);
       expect(keys).toHaveLength(1);
+    });
+
+    it('capture from both gateways into one stream (the capture script runs on its key’s slot)', async () => {
+      const [a, b] = await pair.start({
+        CAPTURE_SAMPLE_RATE: '1',
+        CAPTURE_REDIS_STREAM: 'capture',
+      });
+      await post(a, body('captured through a'));
+      await post(b, body('captured through b'));
+      const key = `${pair.prefix}capture`;
+      const port = await cluster.portOf(key);
+      const length = async () =>
+        Number(await adminCommand(port, undefined, 'XLEN', key));
+      // Two events per exchange, delivered after the answers.
+      await until(async () => (await length()) === 4);
+      const entries = (await adminCommand(
+        port,
+        undefined,
+        'XRANGE',
+        key,
+        '-',
+        '+',
+      )) as [string, string[]][];
+      const data = entries.map(
+        ([, fields]) => fields[fields.indexOf('data') + 1],
+      );
+      expect(data).toEqual(
+        expect.arrayContaining([
+          body('captured through a'),
+          body('captured through b'),
+        ]),
+      );
     });
 
     it('cache entries filled through one gateway are HITs through the other, spread over the masters', async () => {
