@@ -226,8 +226,8 @@ async function measure(gateway, seconds) {
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const met = (ok) => (ok ? 'met' : 'NOT met');
 /** A row's CPU ratio against capture off in the same round: median of the epochs' (rounds' lowest–highest; 90 % interval of the median). */
-const roundSpread = (row) =>
-  `${f(row.roundRatioMedian, 3)} (rounds ${f(Math.min(...row.roundRatios), 2)}–${f(Math.max(...row.roundRatios), 2)}; 90 % interval ${f(row.roundRatioInterval[0], 3)}–${f(row.roundRatioInterval[1], 3)})`;
+const ratioSpread = (row) =>
+  `${f(row.epochRatioMedian, 3)} (rounds ${f(Math.min(...row.roundRatios), 2)}–${f(Math.max(...row.roundRatios), 2)}; 90 % interval ${f(row.epochRatioInterval[0], 3)}–${f(row.epochRatioInterval[1], 3)})`;
 /** A ratio's verdict from the 90 % interval of its median over epochs: met only if all of it is within. */
 const verdict = ([low, high], most) =>
   high <= most
@@ -337,8 +337,8 @@ async function main() {
       row.roundRatios.push(...ratios);
       row.epochRatios.push(median(ratios));
     }
-    row.roundRatioMedian = median(row.epochRatios);
-    row.roundRatioInterval = medianInterval(row.epochRatios);
+    row.epochRatioMedian = median(row.epochRatios);
+    row.epochRatioInterval = medianInterval(row.epochRatios);
   }
   const delivery = {};
   for (const [mode, epochs] of captured) {
@@ -458,7 +458,7 @@ async function main() {
   for (const row of rows) {
     const d = delivery[row.mode];
     lines.push(
-      `| ${{ off: 'capture off', control: 'capture off (control)' }[row.mode] ?? `capture → ${row.mode}`} | ${f(row.rps, 0)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.cpuUsPerReq)} | ${f(row.cpuRatio, 3)} | ${row.mode === 'off' ? '' : roundSpread(row)} | ${d ? `${f(d.deliveredPct, 3)} % (${d.delivered}/${d.events})` : ''} |`,
+      `| ${{ off: 'capture off', control: 'capture off (control)' }[row.mode] ?? `capture → ${row.mode}`} | ${f(row.rps, 0)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.cpuUsPerReq)} | ${f(row.cpuRatio, 3)} | ${row.mode === 'off' ? '' : ratioSpread(row)} | ${d ? `${f(d.deliveredPct, 3)} % (${d.delivered}/${d.events})` : ''} |`,
     );
   }
   lines.push(
@@ -480,7 +480,7 @@ async function main() {
       .slice(2)
       .map(
         (row) =>
-          `CPU per request, capture → ${row.mode} at rate ${cfg.rate}: ${f(row.cpuRatio, 3)}x capture off (same round, by epoch ${roundSpread(row)}; control ${roundSpread(rows[1])}) (target <= 1.05, judged on the interval): ${verdict(row.roundRatioInterval, 1.05)}`,
+          `CPU per request, capture → ${row.mode} at rate ${cfg.rate}: ${f(row.cpuRatio, 3)}x capture off (same round, by epoch ${ratioSpread(row)}; control ${ratioSpread(rows[1])}) (target <= 1.05, judged on the interval): ${verdict(row.epochRatioInterval, 1.05)}`,
       ),
     ...Object.entries(delivery).map(
       ([mode, d]) =>
